@@ -1,0 +1,404 @@
+/**
+ * Image sources: a folder (walked recursively), a text file listing image paths, or a .zip
+ * archive. Each becomes a list of items whose bytes are read on demand, in a stable order, so
+ * that feature rows, caches and random subsets are reproducible.
+ *
+ * Conventions, chosen to match the reference tools' file lists:
+ * - Extensions: png, jpg, jpeg, webp, bmp, tif, tiff, case-insensitive (pytorch-fid's
+ *   IMAGE_EXTENSIONS and clean-fid's EXTENSIONS, less the formats nobody generates: pgm, ppm).
+ * - Order: by relative path ('/'-separated), compared by Unicode code point, which is what
+ *   Python's `sorted()` over the paths does in clean-fid (`sorted(glob(f"{dir}/**\/*.{ext}",
+ *   recursive=True))`).
+ * - Hidden files and folders (names starting with ".") are skipped, as Python's glob skips them;
+ *   in zips also `__MACOSX/` (macOS resource forks, which are not images).
+ */
+import { open, readFile, readdir, realpath, stat, type FileHandle } from "node:fs/promises";
+import path from "node:path";
+import { inflateSync } from "fflate";
+import { DiffevalError } from "../errors.js";
+
+export interface ImageItem {
+  /** Display path, relative to the source ('/'-separated). */
+  name: string;
+  read(): Promise<Uint8Array>;
+}
+
+export type ImageSourceKind = "folder" | "list" | "zip";
+
+export interface ImageSource {
+  kind: ImageSourceKind;
+  items: ImageItem[];
+  close(): Promise<void>;
+}
+
+export interface ImageSourceOptions {
+  /** Keep a random subset of at most this many images (in source order). */
+  limit?: number;
+  /** Seed of the subset draw (default 0), so the same seed gives the same subset. */
+  seed?: number;
+}
+
+export const IMAGE_EXTENSIONS = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff"] as const;
+
+export function hasImageExtension(name: string): boolean {
+  const ext = path.extname(name).slice(1).toLowerCase();
+  return (IMAGE_EXTENSIONS as readonly string[]).includes(ext);
+}
+
+export async function openImageSource(spec: string, opts: ImageSourceOptions = {}): Promise<ImageSource> {
+  const st = await stat(spec).catch(() => null);
+  if (!st) throw new DiffevalError("E_SOURCE", `${spec}: no such file or folder`);
+  let source: ImageSource;
+  if (st.isDirectory()) source = { kind: "folder", items: await folderItems(spec), close: async () => {} };
+  else if (await isZipFile(spec)) source = await openZipSource(spec);
+  else source = { kind: "list", items: await listItems(spec), close: async () => {} };
+  if (source.items.length === 0) {
+    await source.close();
+    throw new DiffevalError("E_EMPTY_SOURCE", `${spec}: ${emptyReason(source.kind)}`);
+  }
+  return { ...source, items: subset(source.items, opts) };
+}
+
+function emptyReason(kind: ImageSourceKind): string {
+  const exts = IMAGE_EXTENSIONS.map((e) => `.${e}`).join(", ");
+  if (kind === "list") return "the list names no images (blank lines and # comments are skipped)";
+  const where = kind === "folder" ? "folder (searched recursively" : "zip archive (searched";
+  return `no images in this ${where} for ${exts}, any letter case; hidden files skipped)`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Order and subsets
+
+/** Plain code-point order (UTF-8 byte order equals code-point order; JS `<` compares UTF-16). */
+export function compareCodePoints(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
+}
+
+function sortedByName<T extends { name: string }>(items: T[]): T[] {
+  const keyed = items.map((item) => ({ item, key: Buffer.from(item.name, "utf8") }));
+  keyed.sort((x, y) => Buffer.compare(x.key, y.key));
+  return keyed.map((k) => k.item);
+}
+
+/**
+ * mulberry32 (Tommy Ettinger's 32-bit PRNG, public domain): small, fast and fully specified,
+ * so a subset drawn with a seed is the same on every machine and in every version.
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Indices of a uniform random `k`-subset of 0..n-1 (partial Fisher-Yates), ascending. */
+export function seededSubsetIndices(n: number, k: number, seed: number): number[] {
+  const idx = Array.from({ length: n }, (_, i) => i);
+  const rand = mulberry32(seed);
+  for (let i = 0; i < k; i++) {
+    const j = i + Math.floor(rand() * (n - i));
+    [idx[i], idx[j]] = [idx[j], idx[i]];
+  }
+  return idx.slice(0, k).sort((a, b) => a - b);
+}
+
+function subset(items: ImageItem[], opts: ImageSourceOptions): ImageItem[] {
+  const { limit, seed = 0 } = opts;
+  if (limit === undefined) return items;
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new DiffevalError("E_USAGE", `limit must be a positive integer, got ${limit}`);
+  }
+  if (!Number.isInteger(seed)) throw new DiffevalError("E_USAGE", `seed must be an integer, got ${seed}`);
+  if (limit >= items.length) return items;
+  return seededSubsetIndices(items.length, limit, seed).map((i) => items[i]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Folder
+
+async function folderItems(root: string): Promise<ImageItem[]> {
+  const files: string[] = [];
+  await walk(root, "", files, new Set([await realpath(root)]));
+  return sortedByName(files.map((rel) => fileItem(rel, path.join(root, ...rel.split("/")))));
+}
+
+/** Collects image paths relative to root; follows symlinks, skipping folders already visited. */
+async function walk(root: string, rel: string, out: string[], seen: Set<string>): Promise<void> {
+  const dir = path.join(root, rel);
+  const entries = await readdir(dir, { withFileTypes: true }).catch((e: NodeJS.ErrnoException) => {
+    throw new DiffevalError("E_SOURCE", `${dir}: cannot read folder (${e.code ?? e.message})`);
+  });
+  for (const entry of entries) {
+    if (entry.name.startsWith(".")) continue;
+    const childRel = rel ? `${rel}/${entry.name}` : entry.name;
+    const full = path.join(dir, entry.name);
+    let isDir = entry.isDirectory();
+    let isFile = entry.isFile();
+    if (entry.isSymbolicLink()) {
+      const st = await stat(full).catch(() => null); // a dangling link is ignored
+      isDir = !!st?.isDirectory();
+      isFile = !!st?.isFile();
+    }
+    if (isDir) {
+      const real = await realpath(full);
+      if (seen.has(real)) continue;
+      seen.add(real);
+      await walk(root, childRel, out, seen);
+    } else if (isFile && hasImageExtension(entry.name)) {
+      out.push(childRel);
+    }
+  }
+}
+
+function fileItem(name: string, file: string): ImageItem {
+  return {
+    name,
+    read: async () => {
+      const buf = await readFile(file).catch((e: NodeJS.ErrnoException) => {
+        throw new DiffevalError("E_SOURCE", `${file}: cannot read (${e.code ?? e.message})`);
+      });
+      return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// List file
+
+async function listItems(listFile: string): Promise<ImageItem[]> {
+  const buf = await readFile(listFile);
+  if (buf.subarray(0, 4096).includes(0)) {
+    throw new DiffevalError(
+      "E_SOURCE",
+      `${listFile}: not a folder, a .zip archive or a text list of image paths (the file is binary)`,
+    );
+  }
+  const base = path.dirname(listFile);
+  const lines = buf.toString("utf8").replace(/^\uFEFF/, "").split(/\r?\n/);
+  const items: ImageItem[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const entry = lines[i].trim();
+    if (entry === "" || entry.startsWith("#")) continue;
+    const file = path.resolve(base, entry);
+    const st = await stat(file).catch(() => null);
+    if (!st?.isFile()) {
+      const what = st ? "is not a file" : "no such file";
+      throw new DiffevalError(
+        "E_SOURCE",
+        `${listFile}:${i + 1}: ${what}: '${entry}' (paths are relative to the list file's folder, ${base})`,
+      );
+    }
+    items.push(fileItem(entry.split(path.sep).join("/"), file));
+  }
+  return items;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Zip archive: the central directory is read once; each entry is read and inflated on demand,
+// so a large archive is never held in memory (APPNOTE.TXT, PKWARE's .ZIP specification).
+
+async function isZipFile(file: string): Promise<boolean> {
+  if (/\.zip$/i.test(file)) return true;
+  const fh = await open(file, "r");
+  try {
+    const head = Buffer.alloc(4);
+    const { bytesRead } = await fh.read(head, 0, 4, 0);
+    return bytesRead === 4 && head.readUInt32LE(0) === SIG_LOCAL;
+  } finally {
+    await fh.close();
+  }
+}
+
+const SIG_LOCAL = 0x04034b50;
+const SIG_CENTRAL = 0x02014b50;
+const SIG_EOCD = 0x06054b50;
+const SIG_EOCD64 = 0x06064b50;
+const SIG_EOCD64_LOCATOR = 0x07064b50;
+
+interface ZipEntry {
+  name: string;
+  method: number;
+  flags: number;
+  crc: number;
+  compressedSize: number;
+  size: number;
+  localOffset: number;
+}
+
+async function openZipSource(file: string): Promise<ImageSource> {
+  const fh = await open(file, "r");
+  try {
+    const entries = await zipEntries(fh, file);
+    const items = entries.filter(isImageEntry).map((e) => zipItem(fh, file, e));
+    return { kind: "zip", items: sortedByName(items), close: () => fh.close() };
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
+}
+
+function isImageEntry(e: ZipEntry): boolean {
+  if (e.name.endsWith("/")) return false;
+  const parts = e.name.split("/");
+  if (parts[0] === "__MACOSX" || parts.some((p) => p.startsWith("."))) return false;
+  return hasImageExtension(e.name);
+}
+
+async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
+  const buf = Buffer.alloc(length);
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await fh.read(buf, done, length - done, position + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return done === length ? buf : buf.subarray(0, done);
+}
+
+function zipError(file: string, what: string): DiffevalError {
+  return new DiffevalError("E_SOURCE", `${file}: not a readable zip archive: ${what}`);
+}
+
+async function zipEntries(fh: FileHandle, file: string): Promise<ZipEntry[]> {
+  const { size } = await fh.stat();
+  const tailLen = Math.min(size, 22 + 0xffff); // EOCD (22 bytes) + the longest comment
+  const tail = await readAt(fh, size - tailLen, tailLen);
+  let eocd = -1;
+  for (let p = tail.length - 22; p >= 0; p--) {
+    if (tail.readUInt32LE(p) === SIG_EOCD) {
+      eocd = p;
+      break;
+    }
+  }
+  if (eocd < 0) throw zipError(file, "no end-of-central-directory record");
+  let count = tail.readUInt16LE(eocd + 10);
+  let cdSize = tail.readUInt32LE(eocd + 12);
+  let cdOffset = tail.readUInt32LE(eocd + 16);
+  if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff) {
+    ({ count, cdSize, cdOffset } = await zip64Directory(fh, file, size - tailLen + eocd));
+  }
+  const cd = await readAt(fh, cdOffset, cdSize);
+  if (cd.length < cdSize) throw zipError(file, "central directory is truncated");
+  const entries: ZipEntry[] = [];
+  let p = 0;
+  for (let i = 0; i < count; i++) {
+    if (p + 46 > cd.length || cd.readUInt32LE(p) !== SIG_CENTRAL) throw zipError(file, `bad central directory entry ${i}`);
+    const flags = cd.readUInt16LE(p + 8);
+    const nameLen = cd.readUInt16LE(p + 28);
+    const extraLen = cd.readUInt16LE(p + 30);
+    const commentLen = cd.readUInt16LE(p + 32);
+    const rawName = cd.subarray(p + 46, p + 46 + nameLen);
+    const entry: ZipEntry = {
+      // bit 11: UTF-8 names; otherwise CP437, read here as latin1 (exact for ASCII names)
+      name: rawName.toString(flags & 0x800 ? "utf8" : "latin1"),
+      method: cd.readUInt16LE(p + 10),
+      flags,
+      crc: cd.readUInt32LE(p + 16),
+      compressedSize: cd.readUInt32LE(p + 20),
+      size: cd.readUInt32LE(p + 24),
+      localOffset: cd.readUInt32LE(p + 42),
+    };
+    applyZip64Extra(entry, cd.subarray(p + 46 + nameLen, p + 46 + nameLen + extraLen));
+    assertSafeEntryName(entry.name, file);
+    entries.push(entry);
+    p += 46 + nameLen + extraLen + commentLen;
+  }
+  return entries;
+}
+
+async function zip64Directory(
+  fh: FileHandle,
+  file: string,
+  eocdPos: number,
+): Promise<{ count: number; cdSize: number; cdOffset: number }> {
+  const loc = await readAt(fh, eocdPos - 20, 20);
+  if (loc.length < 20 || loc.readUInt32LE(0) !== SIG_EOCD64_LOCATOR) throw zipError(file, "missing zip64 locator");
+  const rec = await readAt(fh, Number(loc.readBigUInt64LE(8)), 56);
+  if (rec.length < 56 || rec.readUInt32LE(0) !== SIG_EOCD64) throw zipError(file, "bad zip64 end record");
+  return {
+    count: Number(rec.readBigUInt64LE(32)),
+    cdSize: Number(rec.readBigUInt64LE(40)),
+    cdOffset: Number(rec.readBigUInt64LE(48)),
+  };
+}
+
+/** The zip64 extra field (id 1) holds, in order, whichever of size / compressed / offset overflowed. */
+function applyZip64Extra(entry: ZipEntry, extra: Buffer): void {
+  let p = 0;
+  while (p + 4 <= extra.length) {
+    const id = extra.readUInt16LE(p);
+    const len = extra.readUInt16LE(p + 2);
+    if (id === 1) {
+      let q = p + 4;
+      const next = (): number => {
+        const v = Number(extra.readBigUInt64LE(q));
+        q += 8;
+        return v;
+      };
+      if (entry.size === 0xffffffff) entry.size = next();
+      if (entry.compressedSize === 0xffffffff) entry.compressedSize = next();
+      if (entry.localOffset === 0xffffffff) entry.localOffset = next();
+      return;
+    }
+    p += 4 + len;
+  }
+}
+
+/** Absolute names, drive letters and ".." segments have no business in an image archive. */
+function assertSafeEntryName(name: string, file: string): void {
+  const parts = name.split(/[\\/]/);
+  const unsafe =
+    name.startsWith("/") || name.startsWith("\\") || /^[A-Za-z]:/.test(name) || name.includes("\0") || parts.includes("..");
+  if (unsafe) {
+    throw new DiffevalError(
+      "E_ZIP_UNSAFE",
+      `${file}: entry '${name}' has an absolute or parent-relative path; refusing the archive (re-create it with relative entry names)`,
+    );
+  }
+}
+
+function zipItem(fh: FileHandle, file: string, entry: ZipEntry): ImageItem {
+  return { name: entry.name, read: () => readZipEntry(fh, file, entry) };
+}
+
+async function readZipEntry(fh: FileHandle, file: string, e: ZipEntry): Promise<Uint8Array> {
+  const where = `${file}:${e.name}`;
+  if (e.flags & 1) throw new DiffevalError("E_SOURCE", `${where}: entry is encrypted; diffeval reads plain zip archives`);
+  if (e.method !== 0 && e.method !== 8) {
+    throw new DiffevalError("E_SOURCE", `${where}: compression method ${e.method} is not supported (only stored and deflate)`);
+  }
+  const local = await readAt(fh, e.localOffset, 30);
+  if (local.length < 30 || local.readUInt32LE(0) !== SIG_LOCAL) throw zipError(file, `bad local header for '${e.name}'`);
+  const dataStart = e.localOffset + 30 + local.readUInt16LE(26) + local.readUInt16LE(28);
+  const packed = await readAt(fh, dataStart, e.compressedSize);
+  if (packed.length < e.compressedSize) throw zipError(file, `entry '${e.name}' is truncated`);
+  let data: Uint8Array;
+  try {
+    data = e.method === 0 ? new Uint8Array(packed) : inflateSync(packed, { out: new Uint8Array(e.size) });
+  } catch (err) {
+    throw zipError(file, `entry '${e.name}' does not inflate (${(err as Error).message})`);
+  }
+  if (data.length !== e.size || crc32(data) !== e.crc) throw zipError(file, `entry '${e.name}' fails its CRC-32 check`);
+  return data;
+}
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+/** CRC-32 (ISO 3309, reflected polynomial 0xEDB88320), as stored in zip headers. */
+export function crc32(data: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
