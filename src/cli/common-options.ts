@@ -1,0 +1,70 @@
+/** Flags shared by every command that extracts features, and their translation to library options. */
+import { Command, Option } from "commander";
+import { DiffevalError } from "../errors.js";
+import type { ExtractorOptions } from "../features/extractor.js";
+import { parseDevice } from "../features/session.js";
+
+export interface ExtractionFlags {
+  protocol?: string;
+  weights?: string;
+  device: string;
+  batchSize: string;
+  threads?: string;
+  cache: boolean;
+  skipBad?: boolean;
+  limit?: string;
+  seed: string;
+}
+
+export function addExtractionOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option("--protocol <name>", "resize protocol: clean (default), legacy-pytorch, legacy-tensorflow"))
+    .option("--weights <file>", "FID Inception weights (.pth or .onnx); default $DIFFEVAL_WEIGHTS, then the cache")
+    .option("--device <device>", "auto, cpu, cuda or webgpu", "auto")
+    .option("--batch-size <n>", "images per inference batch", "16")
+    .option("--threads <n>", "worker threads for decoding and resizing (default: cores - 1)")
+    .option("--no-cache", "do not read or write the on-disk feature cache")
+    .option("--skip-bad", "warn about undecodable images and go on, instead of stopping")
+    .option("--limit <n>", "use a random subset of N images per image source")
+    .option("--seed <n>", "seed for --limit's subset", "0");
+}
+
+export function extractorOptions(flags: ExtractionFlags): ExtractorOptions {
+  return {
+    protocol: flags.protocol,
+    weights: flags.weights,
+    device: parseDevice(flags.device),
+    batchSize: positiveInt(flags.batchSize, "--batch-size"),
+    threads: flags.threads === undefined ? undefined : nonNegativeInt(flags.threads, "--threads"),
+    cache: flags.cache,
+    skipBad: flags.skipBad,
+    log: (line) => process.stderr.write(`${line}\n`),
+  };
+}
+
+export function subsetOptions(flags: ExtractionFlags): { limit?: number; seed: number } {
+  return {
+    limit: flags.limit === undefined ? undefined : positiveInt(flags.limit, "--limit"),
+    seed: nonNegativeInt(flags.seed, "--seed"),
+  };
+}
+
+export function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new DiffevalError("E_USAGE", `${flag} must be a positive integer, got '${value}'`);
+  return n;
+}
+
+function nonNegativeInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new DiffevalError("E_USAGE", `${flag} must be a non-negative integer, got '${value}'`);
+  return n;
+}
+
+/** Warns once per source about skipped images (--skip-bad). */
+export function reportSkipped(spec: string, skipped: { name: string; message: string }[]): void {
+  if (skipped.length === 0) return;
+  process.stderr.write(`warning: ${spec}: skipped ${skipped.length} undecodable image(s):\n`);
+  for (const s of skipped.slice(0, 10)) process.stderr.write(`  ${s.message}\n`);
+  if (skipped.length > 10) process.stderr.write(`  ... and ${skipped.length - 10} more\n`);
+}

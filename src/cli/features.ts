@@ -1,0 +1,56 @@
+/** `diffeval features SOURCE --out feats.npy`: pool3 features (and optionally logits) as .npy, in source order. */
+import { Command } from "commander";
+import { DiffevalError } from "../errors.js";
+import { openExtractor } from "../features/extractor.js";
+import { writeFileAtomic } from "../io/atomic.js";
+import { writeNpy } from "../io/npy.js";
+import { openImageSource } from "../io/sources.js";
+import { VERSION } from "../version.js";
+import { addExtractionOptions, extractorOptions, reportSkipped, subsetOptions, type ExtractionFlags } from "./common-options.js";
+import { imageProgress } from "./image-progress.js";
+
+interface FeaturesFlags extends ExtractionFlags {
+  out: string;
+  logits?: string;
+}
+
+export function featuresCommand(): Command {
+  const cmd = new Command("features")
+    .description("extract N x 2048 float32 pool3 features to a .npy, with a .json sidecar listing the files")
+    .argument("<source>", "folder, list file or zip of images")
+    .requiredOption("--out <feats.npy>", "pool3 features (N x 2048 float32)")
+    .option("--logits <out.npy>", "also write the N x 1008 logits");
+  return addExtractionOptions(cmd).action(async (spec: string, flags: FeaturesFlags) => {
+    for (const f of [flags.out, flags.logits]) {
+      if (f !== undefined && !/\.npy$/i.test(f)) throw new DiffevalError("E_USAGE", `output files must end in .npy, got '${f}'`);
+    }
+    const source = await openImageSource(spec, subsetOptions(flags));
+    const extractor = await openExtractor(extractorOptions(flags));
+    const progress = imageProgress();
+    try {
+      const out = await extractor.extract(source.items, (done, total) => progress.update("images", done, total));
+      progress.finish();
+      reportSkipped(spec, out.skipped);
+      await writeFileAtomic(flags.out, writeNpy({ dtype: "<f4", shape: [out.pool3.n, out.pool3.d], data: out.pool3.data }));
+      if (flags.logits) {
+        await writeFileAtomic(flags.logits, writeNpy({ dtype: "<f4", shape: [out.logits.n, out.logits.d], data: out.logits.data }));
+      }
+      const sidecar = flags.out.replace(/\.npy$/i, ".json");
+      const listing = {
+        source: spec,
+        protocol: extractor.protocol,
+        weights_sha256: extractor.model.weightsSha256,
+        n: out.pool3.n,
+        d: out.pool3.d,
+        files: out.names,
+        skipped: out.skipped,
+        version: VERSION,
+      };
+      await writeFileAtomic(sidecar, `${JSON.stringify(listing, null, 2)}\n`);
+      process.stderr.write(`wrote ${flags.out} (${out.pool3.n} x ${out.pool3.d}) and ${sidecar}; ${out.inferred} image(s) inferred, ${out.pool3.n - out.inferred} from the cache\n`);
+    } finally {
+      await extractor.close();
+      await source.close();
+    }
+  });
+}

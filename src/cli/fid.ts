@@ -1,0 +1,64 @@
+/** `diffeval fid --real A --fake B`: the main job. */
+import { Command } from "commander";
+import { computeFid, type FidResult } from "../fid.js";
+import { addExtractionOptions, extractorOptions, subsetOptions, type ExtractionFlags } from "./common-options.js";
+import { imageProgress } from "./image-progress.js";
+
+interface FidFlags extends ExtractionFlags {
+  real: string;
+  fake: string;
+  json?: boolean;
+  force?: boolean;
+}
+
+export function fidCommand(): Command {
+  const cmd = new Command("fid")
+    .description("Frechet Inception Distance between two image sets (folders, list files, zips) or stats .npz files")
+    .requiredOption("--real <source>", "reference images or stats .npz")
+    .requiredOption("--fake <source>", "generated images or stats .npz")
+    .option("--json", "print one JSON object instead of the human summary")
+    .option("--force", "compare even when the sides disagree on protocol or weights");
+  return addExtractionOptions(cmd).action(async (flags: FidFlags) => {
+    const progress = imageProgress();
+    const result = await computeFid({
+      ...extractorOptions(flags),
+      ...subsetOptions(flags),
+      real: flags.real,
+      fake: flags.fake,
+      force: flags.force,
+      onProgress: (side, done, total) => progress.update(side, done, total),
+    });
+    progress.finish();
+    for (const side of ["real", "fake"] as const) {
+      if (result.skipped[side] > 0) process.stderr.write(`warning: ${side}: skipped ${result.skipped[side]} undecodable image(s)\n`);
+    }
+    process.stdout.write(flags.json ? `${JSON.stringify(jsonResult(result))}\n` : humanResult(result));
+  });
+}
+
+function jsonResult(r: FidResult): Record<string, unknown> {
+  return {
+    fid: r.fid,
+    protocol: r.protocol,
+    weights_sha256: r.weights_sha256,
+    n_real: r.n_real,
+    n_fake: r.n_fake,
+    real: r.real,
+    fake: r.fake,
+    seconds: Number(r.seconds.toFixed(3)),
+    version: r.version,
+    route: r.route,
+    skipped_real: r.skipped.real,
+    skipped_fake: r.skipped.fake,
+    ...(r.device ? { device: r.device } : {}),
+  };
+}
+
+function humanResult(r: FidResult): string {
+  const weights = r.weights_sha256 === "unknown" ? "unknown weights" : `weights ${r.weights_sha256.slice(0, 12)}`;
+  const small = Math.min(r.n_real, r.n_fake) < 2048 ? " (fewer images than the 2048 feature dimensions: FID is biased upwards at small n)" : "";
+  return (
+    `FID  ${r.fid.toFixed(4)}\n` +
+    `protocol ${r.protocol}, ${weights}, n_real ${r.n_real}, n_fake ${r.n_fake}${small}, ${r.seconds.toFixed(1)} s\n`
+  );
+}

@@ -1,0 +1,34 @@
+/** The `diffeval` program: its commands, and the mapping of outcomes to exit codes. */
+import { Command } from "commander";
+import { VERSION } from "../version.js";
+import { featuresCommand } from "./features.js";
+import { fidCommand } from "./fid.js";
+import { modelCommand } from "./model.js";
+import { reportError } from "./run-command.js";
+import { statsCommand } from "./stats.js";
+
+export function buildProgram(): Command {
+  const program = new Command("diffeval")
+    .description("evaluation suite for generative image models: FID and friends, comparable with pytorch-fid and clean-fid")
+    .version(VERSION)
+    .showHelpAfterError();
+  program.addCommand(fidCommand());
+  program.addCommand(statsCommand());
+  program.addCommand(featuresCommand());
+  program.addCommand(modelCommand());
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram().exitOverride();
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return 0;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    // commander has already printed its own message for usage errors, --help and --version.
+    if (code === "commander.helpDisplayed" || code === "commander.version" || code === "commander.help") return 0;
+    if (typeof code === "string" && code.startsWith("commander.")) return 2;
+    return reportError(e);
+  }
+}

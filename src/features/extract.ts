@@ -1,0 +1,152 @@
+/**
+ * Image items -> Inception features, in source order.
+ *
+ * The pipeline keeps a window of images being read, hashed and prepared (decode + protocol resize,
+ * on worker threads) while the previous batch runs through the network, so decoding overlaps with
+ * inference. Each image's features go into the content-addressed cache as soon as its batch is done:
+ * an interrupted run loses at most one batch, and a rerun over the same images does no inference.
+ */
+import { createHash } from "node:crypto";
+import { DiffevalError, isDiffevalError } from "../errors.js";
+import type { ImageItem } from "../io/sources.js";
+import type { FeatureMatrix } from "../types.js";
+import type { FeatureCache } from "./feature-cache.js";
+import { INPUT_SIZE, LOGITS_DIM, POOL3_DIM, type InceptionRunner } from "./inception-runner.js";
+import type { ImagePreparer } from "./prepare-pool.js";
+
+export interface ExtractOptions {
+  run: InceptionRunner;
+  preparer: ImagePreparer;
+  batchSize?: number;
+  cache?: FeatureCache;
+  /** Turn undecodable images into warnings (counted in `skipped`) instead of an error. */
+  skipBad?: boolean;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface ExtractedFeatures {
+  /** Names of the images that have a row, in row order. */
+  names: string[];
+  pool3: FeatureMatrix;
+  logits: FeatureMatrix;
+  skipped: { name: string; message: string }[];
+  /** Images that went through the network in this call (the rest came from the cache). */
+  inferred: number;
+}
+
+const IMAGE_SIZE = 3 * INPUT_SIZE * INPUT_SIZE;
+
+type Prepared =
+  | { kind: "cached"; pool3: Float32Array; logits: Float32Array }
+  | { kind: "tensor"; tensor: Float32Array; sha: string }
+  | { kind: "bad"; message: string };
+
+export async function extractFeatures(items: ImageItem[], opts: ExtractOptions): Promise<ExtractedFeatures> {
+  const batchSize = Math.max(1, opts.batchSize ?? 16);
+  const total = items.length;
+  const pool3 = new Float32Array(total * POOL3_DIM);
+  const logits = new Float32Array(total * LOGITS_DIM);
+  const names: string[] = [];
+  const skipped: ExtractedFeatures["skipped"] = [];
+  let inferred = 0;
+  let done = 0;
+
+  // Rows waiting for the current batch's inference: their row index and content hash.
+  let batch: { row: number; sha: string; name: string }[] = [];
+  const batchInput = new Float32Array(batchSize * IMAGE_SIZE);
+
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const n = batch.length;
+    const out = await opts.run(batchInput.subarray(0, n * IMAGE_SIZE), n);
+    for (let i = 0; i < n; i++) {
+      const p = out.pool3.slice(i * POOL3_DIM, (i + 1) * POOL3_DIM);
+      const l = out.logits.slice(i * LOGITS_DIM, (i + 1) * LOGITS_DIM);
+      assertFinite(p, batch[i].name);
+      pool3.set(p, batch[i].row * POOL3_DIM);
+      logits.set(l, batch[i].row * LOGITS_DIM);
+      await opts.cache?.put(batch[i].sha, { pool3: p, logits: l });
+    }
+    inferred += n;
+    done += n;
+    opts.onProgress?.(done, total);
+    batch = [];
+  };
+
+  const window = Math.max(2 * batchSize, 4 * Math.max(1, opts.preparer.threads));
+  const inFlight: Promise<Prepared>[] = [];
+  let next = 0;
+  const topUp = () => {
+    while (next < total && inFlight.length < window) {
+      const p = prepare(items[next++], opts);
+      p.catch(() => {}); // awaited in order below; this only stops an early rejection counting as unhandled
+      inFlight.push(p);
+    }
+  };
+
+  for (let i = 0; i < total; i++) {
+    topUp();
+    const item = items[i];
+    const prepared = await inFlight.shift()!;
+    if (prepared.kind === "bad") {
+      skipped.push({ name: item.name, message: prepared.message });
+      done++;
+      continue;
+    }
+    const row = names.length;
+    names.push(item.name);
+    if (prepared.kind === "cached") {
+      pool3.set(prepared.pool3, row * POOL3_DIM);
+      logits.set(prepared.logits, row * LOGITS_DIM);
+      done++;
+      if (done % batchSize === 0) opts.onProgress?.(done, total);
+      continue;
+    }
+    batchInput.set(prepared.tensor, batch.length * IMAGE_SIZE);
+    batch.push({ row, sha: prepared.sha, name: item.name });
+    if (batch.length === batchSize) {
+      topUp(); // keep the workers busy while the network runs
+      await flush();
+    }
+  }
+  await flush();
+  opts.onProgress?.(done, total);
+
+  const n = names.length;
+  return {
+    names,
+    pool3: { n, d: POOL3_DIM, data: pool3.slice(0, n * POOL3_DIM) },
+    logits: { n, d: LOGITS_DIM, data: logits.slice(0, n * LOGITS_DIM) },
+    skipped,
+    inferred,
+  };
+}
+
+async function prepare(item: ImageItem, opts: ExtractOptions): Promise<Prepared> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await item.read();
+  } catch (e) {
+    throw new DiffevalError("E_SOURCE", `${item.name}: cannot read: ${(e as Error).message}`);
+  }
+  const sha = createHash("sha256").update(bytes).digest("hex");
+  const cached = await opts.cache?.get(sha);
+  if (cached) return { kind: "cached", ...cached };
+  try {
+    return { kind: "tensor", tensor: await opts.preparer.prepare(bytes, item.name), sha };
+  } catch (e) {
+    if (opts.skipBad && isDiffevalError(e, "E_IMAGE_DECODE")) return { kind: "bad", message: e.message };
+    throw e;
+  }
+}
+
+function assertFinite(row: Float32Array, name: string): void {
+  for (let j = 0; j < row.length; j++) {
+    if (!Number.isFinite(row[j])) {
+      throw new DiffevalError(
+        "E_NONFINITE",
+        `${name}: the network produced a non-finite feature (${row[j]} at dimension ${j}); the weights file may be corrupt, or the GPU path broken: retry with --device cpu`,
+      );
+    }
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The feature extractor a command works with: one onnxruntime session on the chosen device, one
+ * pool of image-preparing threads, one feature cache, for one protocol and one set of weights.
+ */
+import type { ImageItem } from "../io/sources.js";
+import { resolveInceptionModel, type ResolvedModel } from "../models/resolve-model.js";
+import { DEFAULT_PROTOCOL, getProtocol } from "../preprocess/protocols.js";
+import { openFeatureCache } from "./feature-cache.js";
+import { extractFeatures, type ExtractedFeatures } from "./extract.js";
+import { inceptionRunner, LOGITS_DIM, POOL3_DIM } from "./inception-runner.js";
+import { createImagePreparer, defaultThreadCount } from "./prepare-pool.js";
+import { openSession, type DeviceName, type ResolvedDevice } from "./session.js";
+import { cacheDir } from "../models/cache.js";
+
+export interface ExtractorOptions {
+  protocol?: string;
+  /** A .pth or .onnx file; default: $DIFFEVAL_WEIGHTS, then the cached standard weights. */
+  weights?: string;
+  device?: DeviceName;
+  batchSize?: number;
+  /** Worker threads for decoding and resizing (0: the main thread). */
+  threads?: number;
+  /** Use the on-disk feature cache (default true). */
+  cache?: boolean;
+  skipBad?: boolean;
+  allowDownload?: boolean;
+  /** One-line notices (device choice, conversions) for stderr. */
+  log?: (line: string) => void;
+  onDownloadProgress?: (received: number, total: number | undefined) => void;
+}
+
+export interface Extractor {
+  protocol: string;
+  model: ResolvedModel;
+  device: ResolvedDevice;
+  /** Worker threads preparing images (0: the calling thread). */
+  threads: number;
+  extract(items: ImageItem[], onProgress?: (done: number, total: number) => void): Promise<ExtractedFeatures>;
+  close(): Promise<void>;
+}
+
+export { DEFAULT_PROTOCOL };
+
+export async function openExtractor(opts: ExtractorOptions = {}): Promise<Extractor> {
+  const protocol = getProtocol(opts.protocol ?? DEFAULT_PROTOCOL).name;
+  const log = opts.log ?? (() => {});
+  const model = await resolveInceptionModel({
+    weights: opts.weights,
+    allowDownload: opts.allowDownload ?? true,
+    log,
+    onProgress: opts.onDownloadProgress,
+  });
+  const opened = await openSession(model.onnxPath, opts.device ?? "auto");
+  if ((opts.device ?? "auto") === "auto") {
+    const why = opened.skipped.length ? ` (${opened.skipped.join("; ")})` : "";
+    log(`device: ${opened.device}${why}`);
+  }
+  const preparer = createImagePreparer(protocol, opts.threads ?? defaultThreadCount());
+  const cache =
+    opts.cache === false
+      ? undefined
+      : openFeatureCache({
+          root: cacheDir(),
+          weightsSha256: model.weightsSha256,
+          protocol,
+          dPool: POOL3_DIM,
+          dLogits: LOGITS_DIM,
+        });
+  const run = inceptionRunner(opened.session);
+  return {
+    protocol,
+    model,
+    device: opened.device,
+    threads: preparer.threads,
+    extract: (items, onProgress) =>
+      extractFeatures(items, { run, preparer, batchSize: opts.batchSize, cache, skipBad: opts.skipBad, onProgress }),
+    async close() {
+      await preparer.close();
+      await opened.session.release();
+    },
+  };
+}
