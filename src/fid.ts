@@ -5,7 +5,9 @@
  */
 import { DiffevalError } from "./errors.js";
 import { DEFAULT_PROTOCOL, openExtractor, type Extractor, type ExtractorOptions } from "./features/extractor.js";
+import { POOL3_DIM } from "./features/inception-runner.js";
 import { extractSource, isStatsFile, loadStatsFile, type ResolvedSource } from "./io/resolve-source.js";
+import { openImageSource, type ImageSource } from "./io/sources.js";
 import { frechetDistance, frechetDistanceFromFeatures } from "./stats/frechet.js";
 import { VERSION } from "./version.js";
 
@@ -37,26 +39,29 @@ export interface FidResult {
 
 export async function computeFid(opts: FidOptions): Promise<FidResult> {
   const t0 = performance.now();
-  const statsSides = await Promise.all([opts.real, opts.fake].map((s) => (isStatsFile(s) ? loadStatsFile(s) : undefined)));
-  const protocol = opts.protocol ?? statsSides.find((s) => s?.meta.protocol)?.meta.protocol ?? DEFAULT_PROTOCOL;
+  const specs = [opts.real, opts.fake] as const;
+  const stats = await Promise.all(specs.map((s) => (isStatsFile(s) ? loadStatsFile(s) : undefined)));
+  const protocol = opts.protocol ?? stats.find((s) => s?.meta.protocol)?.meta.protocol ?? DEFAULT_PROTOCOL;
 
+  // Open (and so validate) the image sources before loading the network: a typo fails in ms.
+  const images: (ImageSource | undefined)[] = [];
   let extractor: Extractor | undefined;
-  const resolve = async (spec: string, known: ResolvedSource | undefined, side: "real" | "fake") => {
-    if (known) return known;
-    extractor ??= await openExtractor({ ...opts, protocol });
-    return extractSource(spec, extractor, {
-      limit: opts.limit,
-      seed: opts.seed,
-      onProgress: (done, total) => opts.onProgress?.(side, done, total),
-    });
-  };
   let real: ResolvedSource;
   let fake: ResolvedSource;
   try {
-    real = await resolve(opts.real, statsSides[0], "real");
-    fake = await resolve(opts.fake, statsSides[1], "fake");
+    for (const [i, spec] of specs.entries()) {
+      images.push(stats[i] ? undefined : await openImageSource(spec, { limit: opts.limit, seed: opts.seed }));
+    }
+    if (!opts.force) refuseBeforeExtracting(specs, stats, protocol);
+    if (images.some(Boolean)) extractor = await openExtractor({ ...opts, protocol });
+    const resolve = (i: 0 | 1, side: "real" | "fake") =>
+      stats[i] ??
+      extractSource(specs[i], images[i]!, extractor!, { onProgress: (done, total) => opts.onProgress?.(side, done, total) });
+    real = await resolve(0, "real");
+    fake = await resolve(1, "fake");
   } finally {
     await extractor?.close();
+    for (const source of images) await source?.close();
   }
 
   if (!opts.force) assertComparable(real, fake);
@@ -84,8 +89,20 @@ export async function computeFid(opts: FidOptions): Promise<FidResult> {
   };
 }
 
+/** A stats file against images: refuse a protocol or dimension mismatch before the slow part. */
+function refuseBeforeExtracting(specs: readonly string[], stats: (ResolvedSource | undefined)[], protocol: string): void {
+  const [i, j] = stats[0] ? [0, 1] : [1, 0];
+  const known = stats[i];
+  if (!known || stats[j]) return;
+  assertComparable(known, { spec: specs[j], meta: { protocol } });
+  const d = known.gaussian.mu.length;
+  if (d !== POOL3_DIM) {
+    throw new DiffevalError("E_STATS_DIM", `${known.spec} holds ${d}-d statistics; ${specs[j]} would give ${POOL3_DIM}-d Inception features`);
+  }
+}
+
 /** Refuses to compare statistics made under different protocols or weights (E_PROTOCOL_MISMATCH). */
-export function assertComparable(a: ResolvedSource, b: ResolvedSource): void {
+export function assertComparable(a: Pick<ResolvedSource, "spec" | "meta">, b: Pick<ResolvedSource, "spec" | "meta">): void {
   for (const key of ["protocol", "weights_sha256"] as const) {
     const x = a.meta[key];
     const y = b.meta[key];

@@ -25,7 +25,10 @@ export function featuresCommand(): Command {
       if (f !== undefined && !/\.npy$/i.test(f)) throw new DiffevalError("E_USAGE", `output files must end in .npy, got '${f}'`);
     }
     const source = await openImageSource(spec, subsetOptions(flags));
-    const extractor = await openExtractor(extractorOptions(flags));
+    const extractor = await openExtractor(extractorOptions(flags)).catch(async (e: unknown) => {
+      await source.close();
+      throw e;
+    });
     const progress = imageProgress();
     try {
       const out = await extractor.extract(source.items, (done, total) => progress.update("images", done, total));

@@ -5,6 +5,7 @@ import { openExtractor } from "../features/extractor.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { writeStatsNpz } from "../io/npz.js";
 import { extractSource } from "../io/resolve-source.js";
+import { openImageSource } from "../io/sources.js";
 import { VERSION } from "../version.js";
 import { addExtractionOptions, extractorOptions, reportSkipped, subsetOptions, type ExtractionFlags } from "./common-options.js";
 import { imageProgress } from "./image-progress.js";
@@ -20,11 +21,14 @@ export function statsCommand(): Command {
     .requiredOption("--out <file.npz>", "where to write the statistics");
   return addExtractionOptions(cmd).action(async (source: string, flags: StatsFlags) => {
     if (!/\.npz$/i.test(flags.out)) throw new DiffevalError("E_USAGE", `--out must name a .npz file, got '${flags.out}'`);
-    const extractor = await openExtractor(extractorOptions(flags));
+    const images = await openImageSource(source, subsetOptions(flags));
+    const extractor = await openExtractor(extractorOptions(flags)).catch(async (e: unknown) => {
+      await images.close();
+      throw e;
+    });
     const progress = imageProgress();
     try {
-      const resolved = await extractSource(source, extractor, {
-        ...subsetOptions(flags),
+      const resolved = await extractSource(source, images, extractor, {
         onProgress: (done, total) => progress.update("images", done, total),
       });
       progress.finish();
@@ -41,6 +45,7 @@ export function statsCommand(): Command {
       );
     } finally {
       await extractor.close();
+      await images.close();
     }
   });
 }

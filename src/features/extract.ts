@@ -127,13 +127,14 @@ async function prepare(item: ImageItem, opts: ExtractOptions): Promise<Prepared>
   try {
     bytes = await item.read();
   } catch (e) {
-    throw new DiffevalError("E_SOURCE", `${item.name}: cannot read: ${(e as Error).message}`);
+    if (isDiffevalError(e)) throw e;
+    throw new DiffevalError("E_SOURCE", `${item.location}: cannot read: ${(e as Error).message}`);
   }
   const sha = createHash("sha256").update(bytes).digest("hex");
   const cached = await opts.cache?.get(sha);
   if (cached) return { kind: "cached", ...cached };
   try {
-    return { kind: "tensor", tensor: await opts.preparer.prepare(bytes, item.name), sha };
+    return { kind: "tensor", tensor: await opts.preparer.prepare(bytes, item.location), sha };
   } catch (e) {
     if (opts.skipBad && isDiffevalError(e, "E_IMAGE_DECODE")) return { kind: "bad", message: e.message };
     throw e;

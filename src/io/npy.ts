@@ -40,7 +40,8 @@ export function readNpy(buf: Uint8Array, name = "array"): NpyArray {
   const headerBytes = buf.subarray(headerStart, headerStart + headerLen);
   const header = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(headerBytes);
   const { descr, fortranOrder, shape } = parseHeader(header, name);
-  if (descr === "|O" || descr.includes("O")) {
+  // '|O' is what numpy writes; 'O', '|O8', '<O' are the other spellings of an object dtype.
+  if (/^[|<>=]?O\d*$/.test(descr)) {
     throw new DiffevalError(
       "E_NPZ_PICKLE",
       `${name}: holds a Python object array (pickled data); diffeval never unpickles array files. Save plain float arrays instead.`,
@@ -87,6 +88,8 @@ export function writeNpy(arr: NpyArray): Uint8Array {
 }
 
 function parseHeader(header: string, name: string): { descr: string; fortranOrder: boolean; shape: number[] } {
+  const structured = /'descr'\s*:\s*\[([\s\S]*?)\]\s*,\s*'/.exec(header)?.[1];
+  if (structured !== undefined) refuseStructured(structured, name);
   const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
   const shapeStr = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
@@ -102,6 +105,24 @@ function parseHeader(header: string, name: string): { descr: string; fortranOrde
     throw new DiffevalError("E_NPY_FORMAT", `${name}: bad shape in .npy header: (${shapeStr})`);
   }
   return { descr, fortranOrder: fortran === "True", shape };
+}
+
+/**
+ * Structured dtypes (a list of (field, type) pairs) are never plain feature arrays. One with an
+ * object field ('O') would need unpickling, which diffeval refuses on principle (np.load's own
+ * default is allow_pickle=False for the same reason).
+ */
+function refuseStructured(fields: string, name: string): never {
+  if (/'[|<>=]?O\d*'/.test(fields)) {
+    throw new DiffevalError(
+      "E_NPZ_PICKLE",
+      `${name}: holds a structured array with Python object fields (pickled data); diffeval never unpickles array files. Save plain float arrays instead.`,
+    );
+  }
+  throw new DiffevalError(
+    "E_NPY_DTYPE",
+    `${name}: structured dtype [${fields.trim()}] is not supported; save a plain float32/float64 array`,
+  );
 }
 
 function normaliseDescr(descr: string, name: string): NpyDtype {

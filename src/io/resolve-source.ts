@@ -10,7 +10,7 @@ import type { Extractor } from "../features/extractor.js";
 import { fitGaussian } from "../stats/gaussian.js";
 import type { FeatureMatrix, Gaussian } from "../types.js";
 import { readStatsNpz } from "./npz.js";
-import { openImageSource } from "./sources.js";
+import type { ImageSource } from "./sources.js";
 
 /** What a stats file written by `diffeval stats` says about how it was made. */
 export interface StatsMeta {
@@ -46,33 +46,32 @@ export async function loadStatsFile(spec: string): Promise<ResolvedSource> {
   return { spec, kind: "stats", gaussian, skipped: [], meta: (meta ?? {}) as StatsMeta };
 }
 
-export interface ImageSourceOptions {
-  limit?: number;
-  seed?: number;
+export interface ExtractSourceOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-export async function extractSource(spec: string, extractor: Extractor, opts: ImageSourceOptions = {}): Promise<ResolvedSource> {
-  const source = await openImageSource(spec, { limit: opts.limit, seed: opts.seed });
-  try {
-    const out = await extractor.extract(source.items, opts.onProgress);
-    if (out.pool3.n < 2) {
-      throw new DiffevalError(
-        "E_TOO_FEW_IMAGES",
-        `${spec}: ${out.pool3.n} usable image(s)${out.skipped.length ? ` (${out.skipped.length} skipped)` : ""}; a covariance needs at least 2`,
-      );
-    }
-    return {
-      spec,
-      kind: "images",
-      gaussian: fitGaussian(out.pool3),
-      features: out.pool3,
-      logits: out.logits,
-      names: out.names,
-      skipped: out.skipped,
-      meta: { protocol: extractor.protocol, weights_sha256: extractor.model.weightsSha256, n: out.pool3.n, source: spec },
-    };
-  } finally {
-    await source.close();
+/** Features and their Gaussian for an opened image source (see `openImageSource`). */
+export async function extractSource(
+  spec: string,
+  source: ImageSource,
+  extractor: Extractor,
+  opts: ExtractSourceOptions = {},
+): Promise<ResolvedSource> {
+  const out = await extractor.extract(source.items, opts.onProgress);
+  if (out.pool3.n < 2) {
+    throw new DiffevalError(
+      "E_TOO_FEW_IMAGES",
+      `${spec}: ${out.pool3.n} usable image(s)${out.skipped.length ? ` (${out.skipped.length} skipped)` : ""}; a covariance needs at least 2`,
+    );
   }
+  return {
+    spec,
+    kind: "images",
+    gaussian: fitGaussian(out.pool3),
+    features: out.pool3,
+    logits: out.logits,
+    names: out.names,
+    skipped: out.skipped,
+    meta: { protocol: extractor.protocol, weights_sha256: extractor.model.weightsSha256, n: out.pool3.n, source: spec },
+  };
 }

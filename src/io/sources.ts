@@ -20,6 +20,8 @@ import { DiffevalError } from "../errors.js";
 export interface ImageItem {
   /** Display path, relative to the source ('/'-separated). */
   name: string;
+  /** Where the image is, for error messages: its file path, or `archive.zip:entry`. */
+  location: string;
   read(): Promise<Uint8Array>;
 }
 
@@ -157,6 +159,7 @@ async function walk(root: string, rel: string, out: string[], seen: Set<string>)
 function fileItem(name: string, file: string): ImageItem {
   return {
     name,
+    location: file,
     read: async () => {
       const buf = await readFile(file).catch((e: NodeJS.ErrnoException) => {
         throw new DiffevalError("E_SOURCE", `${file}: cannot read (${e.code ?? e.message})`);
@@ -362,7 +365,7 @@ function assertSafeEntryName(name: string, file: string): void {
 }
 
 function zipItem(fh: FileHandle, file: string, entry: ZipEntry): ImageItem {
-  return { name: entry.name, read: () => readZipEntry(fh, file, entry) };
+  return { name: entry.name, location: `${file}:${entry.name}`, read: () => readZipEntry(fh, file, entry) };
 }
 
 async function readZipEntry(fh: FileHandle, file: string, e: ZipEntry): Promise<Uint8Array> {

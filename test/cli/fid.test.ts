@@ -85,6 +85,14 @@ describe("diffeval stats and stats files as FID sources", () => {
     expect(JSON.parse(forced.stdout).fid).toBeGreaterThan(0);
   });
 
+  it("refuses a stats file against images under another protocol, before extracting anything", async () => {
+    const stats = path.join(tmp, "real-legacy.npz");
+    const r = await runCli(["fid", "--real", stats, "--fake", fake, "--protocol", "clean", ...common()]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/error\[E_PROTOCOL_MISMATCH\].*legacy-pytorch.*clean/);
+    expect(r.stderr).not.toMatch(/device:/); // the network was never loaded
+  });
+
   it("reads pytorch-fid's own stats files (no meta) and refuses a dimension mismatch", async () => {
     const d64 = fixture("reference", "stats_d64_real_savez.npz");
     const ok = await runCli(["fid", "--real", d64, "--fake", fixture("reference", "stats_d64_real_savez_compressed.npz"), "--json"]);
