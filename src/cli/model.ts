@@ -6,10 +6,10 @@ import { DiffevalError } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { cacheDir, convertedModelCachePath, weightsCachePath } from "../models/cache.js";
 import { ensureWeightsFile } from "../models/ensure-weights.js";
-import { INCEPTION_CONVERTER_VERSION, inceptionLayoutSummary } from "../models/inception-onnx.js";
+import { inceptionLayoutSummary } from "../models/inception-onnx.js";
 import { readStateDict } from "../models/pth.js";
 import { DEFAULT_WEIGHTS_ID, getWeightsEntry } from "../models/registry.js";
-import { convertWeightsFile, resolveInceptionModel } from "../models/resolve-model.js";
+import { converterKey, convertWeightsFile, resolveInceptionModel } from "../models/resolve-model.js";
 import { createProgress } from "./progress.js";
 
 export function modelCommand(): Command {
@@ -34,10 +34,11 @@ export function modelCommand(): Command {
     .description("convert a .pth weight file to an ONNX model")
     .requiredOption("--weights <file.pth>", "the PyTorch weight file")
     .requiredOption("--out <model.onnx>", "where to write the ONNX model")
-    .action(async (flags: { weights: string; out: string }) => {
+    .option("--spatial", "add sFID's spatial output (Mixed_6d.branch1x1, first 7 channels, 2023-d)")
+    .action(async (flags: { weights: string; out: string; spatial?: boolean }) => {
       if (!existsSync(flags.weights)) throw new DiffevalError("E_WEIGHTS_MISSING", `${flags.weights}: no such file`);
       const t0 = performance.now();
-      const bytes = await convertWeightsFile(flags.weights);
+      const bytes = await convertWeightsFile(flags.weights, { spatial: flags.spatial });
       await writeFileAtomic(flags.out, bytes);
       const seconds = ((performance.now() - t0) / 1000).toFixed(1);
       process.stderr.write(`wrote ${flags.out} (${(bytes.length / 1e6).toFixed(1)} MB) in ${seconds} s\n`);
@@ -65,7 +66,7 @@ export function modelCommand(): Command {
           const buf = await readFile(file.path);
           const summary = inceptionLayoutSummary(readStateDict(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), file.path));
           lines.push(`layout            ${summary}`);
-          lines.push(`converted onnx    ${convertedModelCachePath(file.sha256, String(INCEPTION_CONVERTER_VERSION))}`);
+          lines.push(`converted onnx    ${convertedModelCachePath(file.sha256, converterKey(false))}`);
         }
       } else {
         lines.push("weights file      none found: run `diffeval model fetch`, or pass --weights FILE / set DIFFEVAL_WEIGHTS");

@@ -10,13 +10,15 @@ import { createHash } from "node:crypto";
 import { DiffevalError, isDiffevalError } from "../errors.js";
 import type { ImageItem } from "../io/sources.js";
 import type { FeatureMatrix } from "../types.js";
-import type { FeatureCache } from "./feature-cache.js";
-import { INPUT_SIZE, LOGITS_DIM, POOL3_DIM, type InceptionRunner } from "./inception-runner.js";
+import type { CachedFeatures, FeatureCache } from "./feature-cache.js";
+import { INPUT_SIZE, OUTPUT_DIMS, type InceptionRunner, type OutputName } from "./inception-runner.js";
 import type { ImagePreparer } from "./prepare-pool.js";
 
 export interface ExtractOptions {
   run: InceptionRunner;
   preparer: ImagePreparer;
+  /** The model outputs to collect (default pool3 and logits); the cache must hold the same. */
+  outputs?: OutputName[];
   batchSize?: number;
   cache?: FeatureCache;
   /** Turn undecodable images into warnings (counted in `skipped`) instead of an error. */
@@ -29,6 +31,8 @@ export interface ExtractedFeatures {
   names: string[];
   pool3: FeatureMatrix;
   logits: FeatureMatrix;
+  /** sFID's spatial features, when the model has them and they were asked for. */
+  spatial?: FeatureMatrix;
   skipped: { name: string; message: string }[];
   /** Images that went through the network in this call (the rest came from the cache). */
   inferred: number;
@@ -37,22 +41,29 @@ export interface ExtractedFeatures {
 const IMAGE_SIZE = 3 * INPUT_SIZE * INPUT_SIZE;
 
 type Prepared =
-  | { kind: "cached"; pool3: Float32Array; logits: Float32Array }
+  | { kind: "cached"; features: CachedFeatures }
   | { kind: "tensor"; tensor: Float32Array; sha: string }
   | { kind: "bad"; message: string };
 
 export async function extractFeatures(items: ImageItem[], opts: ExtractOptions): Promise<ExtractedFeatures> {
   const batchSize = Math.max(1, opts.batchSize ?? 16);
+  const outputs = opts.outputs ?? ["pool3", "logits"];
   const total = items.length;
-  const pool3 = new Float32Array(total * POOL3_DIM);
-  const logits = new Float32Array(total * LOGITS_DIM);
+  const rows = Object.fromEntries(outputs.map((o) => [o, new Float32Array(total * OUTPUT_DIMS[o])])) as Record<
+    OutputName,
+    Float32Array
+  >;
   const names: string[] = [];
   const skipped: ExtractedFeatures["skipped"] = [];
   let inferred = 0;
   let done = 0;
 
-  // Rows waiting for the current batch's inference: their row index and content hash.
-  let batch: { row: number; sha: string; name: string }[] = [];
+  const store = (row: number, features: CachedFeatures) => {
+    for (const o of outputs) rows[o].set(features[o], row * OUTPUT_DIMS[o]);
+  };
+
+  // Rows waiting for the current batch's inference: their row index, content hash and location.
+  let batch: { row: number; sha: string; location: string }[] = [];
   const batchInput = new Float32Array(batchSize * IMAGE_SIZE);
 
   const flush = async () => {
@@ -60,12 +71,16 @@ export async function extractFeatures(items: ImageItem[], opts: ExtractOptions):
     const n = batch.length;
     const out = await opts.run(batchInput.subarray(0, n * IMAGE_SIZE), n);
     for (let i = 0; i < n; i++) {
-      const p = out.pool3.slice(i * POOL3_DIM, (i + 1) * POOL3_DIM);
-      const l = out.logits.slice(i * LOGITS_DIM, (i + 1) * LOGITS_DIM);
-      assertFinite(p, batch[i].name);
-      pool3.set(p, batch[i].row * POOL3_DIM);
-      logits.set(l, batch[i].row * LOGITS_DIM);
-      await opts.cache?.put(batch[i].sha, { pool3: p, logits: l });
+      const features: CachedFeatures = {};
+      for (const o of outputs) {
+        const dim = OUTPUT_DIMS[o];
+        const all = out[o];
+        if (!all) throw new DiffevalError("E_MODEL_OUTPUTS", `the model has no '${o}' output`);
+        features[o] = all.slice(i * dim, (i + 1) * dim);
+      }
+      assertFinite(features.pool3, batch[i].location);
+      store(batch[i].row, features);
+      await opts.cache?.put(batch[i].sha, features);
     }
     inferred += n;
     done += n;
@@ -96,14 +111,13 @@ export async function extractFeatures(items: ImageItem[], opts: ExtractOptions):
     const row = names.length;
     names.push(item.name);
     if (prepared.kind === "cached") {
-      pool3.set(prepared.pool3, row * POOL3_DIM);
-      logits.set(prepared.logits, row * LOGITS_DIM);
+      store(row, prepared.features);
       done++;
       if (done % batchSize === 0) opts.onProgress?.(done, total);
       continue;
     }
     batchInput.set(prepared.tensor, batch.length * IMAGE_SIZE);
-    batch.push({ row, sha: prepared.sha, name: item.name });
+    batch.push({ row, sha: prepared.sha, location: item.location });
     if (batch.length === batchSize) {
       topUp(); // keep the workers busy while the network runs
       await flush();
@@ -113,10 +127,12 @@ export async function extractFeatures(items: ImageItem[], opts: ExtractOptions):
   opts.onProgress?.(done, total);
 
   const n = names.length;
+  const matrix = (o: OutputName): FeatureMatrix => ({ n, d: OUTPUT_DIMS[o], data: rows[o].slice(0, n * OUTPUT_DIMS[o]) });
   return {
     names,
-    pool3: { n, d: POOL3_DIM, data: pool3.slice(0, n * POOL3_DIM) },
-    logits: { n, d: LOGITS_DIM, data: logits.slice(0, n * LOGITS_DIM) },
+    pool3: matrix("pool3"),
+    logits: matrix("logits"),
+    ...(outputs.includes("spatial") ? { spatial: matrix("spatial") } : {}),
     skipped,
     inferred,
   };
@@ -132,7 +148,7 @@ async function prepare(item: ImageItem, opts: ExtractOptions): Promise<Prepared>
   }
   const sha = createHash("sha256").update(bytes).digest("hex");
   const cached = await opts.cache?.get(sha);
-  if (cached) return { kind: "cached", ...cached };
+  if (cached) return { kind: "cached", features: cached };
   try {
     return { kind: "tensor", tensor: await opts.preparer.prepare(bytes, item.location), sha };
   } catch (e) {
@@ -141,12 +157,12 @@ async function prepare(item: ImageItem, opts: ExtractOptions): Promise<Prepared>
   }
 }
 
-function assertFinite(row: Float32Array, name: string): void {
+function assertFinite(row: Float32Array, location: string): void {
   for (let j = 0; j < row.length; j++) {
     if (!Number.isFinite(row[j])) {
       throw new DiffevalError(
         "E_NONFINITE",
-        `${name}: the network produced a non-finite feature (${row[j]} at dimension ${j}); the weights file may be corrupt, or the GPU path broken: retry with --device cpu`,
+        `${location}: the network produced a non-finite feature (${row[j]} at dimension ${j}); the weights file may be corrupt, or the GPU path broken: retry with --device cpu`,
       );
     }
   }

@@ -7,7 +7,7 @@ import { resolveInceptionModel, type ResolvedModel } from "../models/resolve-mod
 import { DEFAULT_PROTOCOL, getProtocol } from "../preprocess/protocols.js";
 import { openFeatureCache } from "./feature-cache.js";
 import { extractFeatures, type ExtractedFeatures } from "./extract.js";
-import { inceptionRunner, LOGITS_DIM, POOL3_DIM } from "./inception-runner.js";
+import { inceptionRunner, OUTPUT_DIMS, sessionOutputs } from "./inception-runner.js";
 import { createImagePreparer, defaultThreadCount } from "./prepare-pool.js";
 import { openSession, type DeviceName, type ResolvedDevice } from "./session.js";
 import { cacheDir } from "../models/cache.js";
@@ -16,6 +16,8 @@ export interface ExtractorOptions {
   protocol?: string;
   /** A .pth or .onnx file; default: $DIFFEVAL_WEIGHTS, then the cached standard weights. */
   weights?: string;
+  /** Also extract sFID's spatial features (uses a model converted with that output). */
+  spatial?: boolean;
   device?: DeviceName;
   batchSize?: number;
   /** Worker threads for decoding and resizing (0: the main thread). */
@@ -46,6 +48,7 @@ export async function openExtractor(opts: ExtractorOptions = {}): Promise<Extrac
   const log = opts.log ?? (() => {});
   const model = await resolveInceptionModel({
     weights: opts.weights,
+    spatial: opts.spatial,
     allowDownload: opts.allowDownload ?? true,
     log,
     onProgress: opts.onDownloadProgress,
@@ -55,6 +58,7 @@ export async function openExtractor(opts: ExtractorOptions = {}): Promise<Extrac
     const why = opened.skipped.length ? ` (${opened.skipped.join("; ")})` : "";
     log(`device: ${opened.device}${why}`);
   }
+  const outputs = sessionOutputs(opened.session);
   const preparer = createImagePreparer(protocol, opts.threads ?? defaultThreadCount());
   const cache =
     opts.cache === false
@@ -63,8 +67,7 @@ export async function openExtractor(opts: ExtractorOptions = {}): Promise<Extrac
           root: cacheDir(),
           weightsSha256: model.weightsSha256,
           protocol,
-          dPool: POOL3_DIM,
-          dLogits: LOGITS_DIM,
+          outputs: outputs.map((o) => [o, OUTPUT_DIMS[o]]),
         });
   const run = inceptionRunner(opened.session);
   return {
@@ -73,7 +76,7 @@ export async function openExtractor(opts: ExtractorOptions = {}): Promise<Extrac
     device: opened.device,
     threads: preparer.threads,
     extract: (items, onProgress) =>
-      extractFeatures(items, { run, preparer, batchSize: opts.batchSize, cache, skipBad: opts.skipBad, onProgress }),
+      extractFeatures(items, { run, preparer, outputs, batchSize: opts.batchSize, cache, skipBad: opts.skipBad, onProgress }),
     async close() {
       await preparer.close();
       await opened.session.release();

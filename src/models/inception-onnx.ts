@@ -10,6 +10,7 @@
  * fc -> `logits` (1008, with the bias; torch-fidelity's Inception Score drops the bias itself).
  *
  * The input is the tensor that reaches Conv2d_1a_3x3 (already resized and scaled to [-1, 1]).
+ * With `{ spatial: true }` the graph also outputs sFID's spatial features (see SPATIAL_DIM).
  */
 import { DiffevalError } from "../errors.js";
 import { OnnxGraph } from "./onnx-graph.js";
@@ -21,11 +22,59 @@ import { dtypeError, isUnsupportedDtype, type StateDict } from "./pth.js";
  */
 export const INCEPTION_CONVERTER_VERSION = 1;
 
+/**
+ * Bump whenever the nodes behind the optional `spatial` output change. The default graph (no
+ * `spatial` output) does not depend on it, so INCEPTION_CONVERTER_VERSION keys that one alone;
+ * a cached spatial graph must be keyed on both.
+ */
+export const INCEPTION_SPATIAL_VERSION = 1;
+
 /** torchvision BasicConv2d: nn.BatchNorm2d(out_channels, eps=0.001). */
 const BN_EPS = 0.001;
 const NUM_CLASSES = 1008;
 const POOL3_DIM = 2048;
 const OPSET = 17;
+
+/**
+ * sFID's feature size (Nash et al. 2021, "Generating images with sparse representations"): the
+ * first 7 channels of the TF graph's `mixed_6/conv:0`, a 17 x 17 map, flattened: 17 * 17 * 7.
+ *
+ * Which tensor that is, and how the reference flattens it:
+ * - The reference is the ADM evaluator (openai/guided-diffusion, evaluations/evaluator.py):
+ *   `FID_SPATIAL_NAME = "mixed_6/conv:0"`; `_create_feature_graph` takes it from
+ *   classify_image_graph_def.pb (inception-2015-12-05, the graph this file reproduces) and keeps
+ *   `spatial[..., :7]` of that NHWC tensor; `compute_activations` then does
+ *   `spatial_pred.reshape([spatial_pred.shape[0], -1])`, numpy C order, so feature
+ *   `(h * 17 + w) * 7 + c` is channel c at row h, column w: channels vary fastest.
+ * - TF block `mixed_6` is torchvision's Mixed_6d and its scope `conv` is `branch1x1`:
+ *   torch-fidelity's converter from that very graph (utils/util_convert_inception_weights.py, the
+ *   table "obtained through semi-automatic matching by the shapes of tensors"; it pops every Const
+ *   and fails on any it cannot place) maps "mixed_6/conv/conv2d_params" -> "Mixed_6d.branch1x1.conv"
+ *   and "mixed_6/conv/batchnorm" -> "Mixed_6d.branch1x1.bn". The TF blocks run mixed, mixed_1,
+ *   mixed_2 = Mixed_5b-5d; mixed_3 = 6a; mixed_4..mixed_7 = 6b..6e; mixed_8 = 7a; mixed_9, mixed_10
+ *   = 7b, 7c. Mixed_6d.branch1x1 is a 1x1 conv 768 -> 192 on the 17 x 17 grid, as required.
+ * - `mixed_6/conv:0` is the whole conv unit's output, after BatchNorm and ReLU: in that graph a
+ *   unit's BatchNormWithGlobalNormalization op is `<scope>/batchnorm` (hvy/chainer-inception-score's
+ *   download.py reads `get_operation_by_name("<scope>/batchnorm").get_attr("variance_epsilon")`)
+ *   and its Conv2D op is `<scope>/Conv2D` (weight-dump scripts for that graph read
+ *   `get_operation_by_name(gname + '/Conv2D')` for strides and padding), so the op named `<scope>`
+ *   itself is the unit's last op, the ReLU that feeds the block's concat. The same repository's
+ *   inception_score.py mirrors the TF scopes: `mixed_6` -> ('conv', Tower([conv, bn_conv, relu])),
+ *   first in the concat. (Inferred from op names: no op-type listing of the graph was at hand.)
+ * - PyTorch ports agree: ports of the ADM evaluator on pytorch-fid's network take
+ *   `Mixed_6d.branch1x1(x)` (BasicConv2d: conv, bn, relu) on Mixed_6c's output, and ports on
+ *   NVIDIA's TorchScript inception-2015-12-05.pt stop at `layers.mixed_6.conv`. Some of those
+ *   flatten `[:, :7]` in NCHW order (channel slowest): the Frechet distance is the same under any
+ *   fixed permutation of the features, but ADM's reference batches (`mu_s`, `sigma_s`) are in the
+ *   NHWC order, which is the one emitted here.
+ * Checked in test/models/inception-spatial.test.ts against a float64 conv + BN + ReLU computed
+ * from the state dict's Mixed_6d.branch1x1 weights on Mixed_6c's output.
+ */
+export const SPATIAL_DIM = 2023;
+/** The torchvision module whose output is TF's `mixed_6/conv:0` (see SPATIAL_DIM). */
+const SPATIAL_MODULE = "Mixed_6d.branch1x1";
+/** ADM: `spatial = spatial[..., :7]`. */
+const SPATIAL_CHANNELS = 7;
 
 // ---------------------------------------------------------------------------------------------
 // The architecture as data, walked once to list the expected weights and once to emit the graph.
@@ -325,6 +374,11 @@ function foldBatchNorm(sd: StateDict, key: string, out: number): { weight: Float
   return { weight, bias };
 }
 
+/** The tensor a BasicConv2d ends with: conv (BN folded) -> ReLU. */
+function reluOutput(key: string): string {
+  return `${key}.relu`;
+}
+
 /** Emits the nodes of one step; returns the name of its output. */
 function emitStep(g: OnnxGraph, sd: StateDict, step: Step, module: string, input: string, inC: number, id: () => string): { out: string; c: number } {
   switch (step.op) {
@@ -340,7 +394,7 @@ function emitStep(g: OnnxGraph, sd: StateDict, step: Step, module: string, input
         strides: [step.stride, step.stride],
         pads: [ph, pw, ph, pw],
       });
-      return { out: g.node("Relu", [y], `${key}.relu`), c: step.out };
+      return { out: g.node("Relu", [y], reluOutput(key)), c: step.out };
     }
     case "maxpool": {
       const p = step.pad;
@@ -367,11 +421,35 @@ function emitSteps(g: OnnxGraph, sd: StateDict, steps: Step[], module: string, i
 }
 
 /**
+ * sFID's `spatial` [batch, 2023] from the [batch, 192, 17, 17] branch1x1 output: the first 7
+ * channels (Slice), to NHWC (Transpose), flattened per image (Reshape to [0, 2023], where 0 keeps
+ * the batch dimension, so an empty batch works too), exactly ADM's `spatial[..., :7]` then
+ * `reshape([n, -1])`. The int64 operands are Constant nodes with `value_ints` (opset >= 12).
+ */
+function emitSpatial(g: OnnxGraph): void {
+  const ints = (name: string, values: number[]): string => g.node("Constant", [], `spatial.${name}`, { value_ints: values });
+  const starts = ints("starts", [0]);
+  const ends = ints("ends", [SPATIAL_CHANNELS]);
+  const axes = ints("axes", [1]);
+  const first7 = g.node("Slice", [reluOutput(SPATIAL_MODULE), starts, ends, axes], "spatial.slice");
+  const nhwc = g.node("Transpose", [first7], "spatial.nhwc", { perm: [0, 2, 3, 1] });
+  const shape = ints("shape", [0, SPATIAL_DIM]);
+  g.node("Reshape", [nhwc, shape], "spatial.flatten", {}, "spatial");
+}
+
+export interface InceptionOnnxOptions {
+  /** Add a third output `spatial` [batch, SPATIAL_DIM], sFID's features (see SPATIAL_DIM). */
+  spatial?: boolean;
+}
+
+/**
  * ONNX model bytes (opset 17) for the FID Inception network: input `images` float32
  * [batch, 3, 299, 299] (already normalised), outputs `pool3` [batch, 2048] and `logits`
- * [batch, 1008]. Checks the layout first (E_WEIGHTS_LAYOUT / E_WEIGHTS_DTYPE).
+ * [batch, 1008], and with `spatial: true` also `spatial` [batch, 2023]. Without it the bytes are
+ * those of INCEPTION_CONVERTER_VERSION's graph; the spatial nodes come after all the others.
+ * Checks the layout first (E_WEIGHTS_LAYOUT / E_WEIGHTS_DTYPE).
  */
-export function buildInceptionOnnx(sd: StateDict): Uint8Array {
+export function buildInceptionOnnx(sd: StateDict, opts: InceptionOnnxOptions = {}): Uint8Array {
   checkInceptionLayout(sd);
   const g = new OnnxGraph();
   let n = 0;
@@ -385,14 +463,17 @@ export function buildInceptionOnnx(sd: StateDict): Uint8Array {
   const fcB = g.initializer("fc.bias", [NUM_CLASSES], sd.get("fc.bias")!.data);
   // nn.Linear: y = x W^T + b, i.e. Gemm with transB = 1.
   g.node("Gemm", [pool3, fcW, fcB], "fc", { transB: 1 }, "logits");
+  if (opts.spatial) emitSpatial(g);
+  const docString = `pytorch-fid FID Inception v3, BatchNorm folded; diffeval converter version ${INCEPTION_CONVERTER_VERSION}`;
   return g.toModelBytes({
     name: "fid_inception_v3",
     opset: OPSET,
-    docString: `pytorch-fid FID Inception v3, BatchNorm folded; diffeval converter version ${INCEPTION_CONVERTER_VERSION}`,
+    docString: opts.spatial ? `${docString}; sFID spatial output version ${INCEPTION_SPATIAL_VERSION}` : docString,
     inputs: [{ name: "images", dims: ["batch", 3, 299, 299] }],
     outputs: [
       { name: "pool3", dims: ["batch", POOL3_DIM] },
       { name: "logits", dims: ["batch", NUM_CLASSES] },
+      ...(opts.spatial ? [{ name: "spatial", dims: ["batch", SPATIAL_DIM] }] : []),
     ],
   });
 }

@@ -10,7 +10,7 @@ import { openSession } from "../../src/features/session.js";
 import { openImageSource, type ImageItem } from "../../src/io/sources.js";
 import { loadNpy, maxAbsDiff } from "../helpers/arrays.js";
 import { expectedJson, fixture } from "../helpers/fixtures.js";
-import { fixtureModelPath } from "../helpers/model.js";
+import { fixtureModelPath, fixtureSpatialModelPath } from "../helpers/model.js";
 
 let run: InceptionRunner;
 let release: () => Promise<void>;
@@ -87,7 +87,15 @@ describe("bad images", () => {
 describe("feature cache", () => {
   it("a second run over the same folder does no inference and gives the same rows", async () => {
     const root = mkdtempSync(path.join(os.tmpdir(), "diffeval-cache-"));
-    const cache = openFeatureCache({ root, weightsSha256: "ab".repeat(32), protocol: "clean", dPool: POOL3_DIM, dLogits: LOGITS_DIM });
+    const cache = openFeatureCache({
+      root,
+      weightsSha256: "ab".repeat(32),
+      protocol: "clean",
+      outputs: [
+        ["pool3", POOL3_DIM],
+        ["logits", LOGITS_DIM],
+      ],
+    });
     const items = (await folderItems("real")).slice(0, 5);
     let batches = 0;
     const counting: InceptionRunner = (x, n) => {
@@ -103,5 +111,24 @@ describe("feature cache", () => {
     expect(second.inferred).toBe(0);
     expect(maxAbsDiff(second.pool3.data, first.pool3.data)).toBe(0);
     expect(maxAbsDiff(second.logits.data, first.logits.data)).toBe(0);
+  });
+});
+
+describe("sFID spatial features", () => {
+  it("come with pool3 and logits from a spatial model, leaving pool3 unchanged", async () => {
+    const { session } = await openSession(await fixtureSpatialModelPath(), "cpu");
+    try {
+      const items = (await folderItems("real")).slice(0, 3);
+      const spatialRun = inceptionRunner(session);
+      const withSpatial = await features(items, "clean", { run: spatialRun, outputs: ["pool3", "logits", "spatial"] });
+      const plain = await features(items, "clean");
+      expect(withSpatial.spatial?.n).toBe(3);
+      expect(withSpatial.spatial?.d).toBe(2023);
+      expect(maxAbsDiff(withSpatial.pool3.data, plain.pool3.data)).toBe(0);
+      expect(Math.min(...withSpatial.spatial!.data)).toBeGreaterThanOrEqual(0); // after ReLU
+      expect(plain.spatial).toBeUndefined();
+    } finally {
+      await session.release();
+    }
   });
 });

@@ -2,12 +2,13 @@
  * The fixture FID Inception weights as files tests can open: the gunzipped .pth files and the
  * converted .onnx, cached in <projectRoot>/.cache/test-models/ (gitignored) across runs.
  * Each file is written to a temporary name and renamed, so a crashed run never leaves half a file.
+ * The graph with sFID's `spatial` output is a separate file (random-fid-inception-spatial.onnx).
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { gunzipSync } from "node:zlib";
-import { buildInceptionOnnx, INCEPTION_CONVERTER_VERSION } from "../../src/models/inception-onnx.js";
+import { buildInceptionOnnx, INCEPTION_CONVERTER_VERSION, INCEPTION_SPATIAL_VERSION } from "../../src/models/inception-onnx.js";
 import { readStateDict } from "../../src/models/pth.js";
 import { fixture, projectRoot } from "./fixtures.js";
 
@@ -54,23 +55,35 @@ function gunzippedFixture(legacy: boolean): string {
 }
 
 let modelPromise: Promise<string> | undefined;
+let spatialModelPromise: Promise<string> | undefined;
 
 /**
  * Path of the fixture weights converted to ONNX. Reused while its `.key` companion records the
  * same converter version and .pth sha256; rebuilt otherwise.
  */
 export function fixtureModelPath(): Promise<string> {
-  modelPromise ??= fixtureStateDictPath(false).then(convertedModel);
+  modelPromise ??= fixtureStateDictPath(false).then((p) => convertedModel(p, false));
   return modelPromise;
 }
 
-function convertedModel(pthPath: string): string {
+/**
+ * Path of the fixture weights converted with the extra sFID output (`buildInceptionOnnx(sd,
+ * { spatial: true })`: pool3, logits, spatial [batch, 2023]). Its key adds INCEPTION_SPATIAL_VERSION.
+ */
+export function fixtureSpatialModelPath(): Promise<string> {
+  spatialModelPromise ??= fixtureStateDictPath(false).then((p) => convertedModel(p, true));
+  return spatialModelPromise;
+}
+
+function convertedModel(pthPath: string, spatial: boolean): string {
   const pth = readFileSync(pthPath);
-  const key = `${INCEPTION_CONVERTER_VERSION}\n${sha256(pth)}\n`;
-  const out = path.join(testModelsDir, "random-fid-inception.onnx");
+  // The plain key is unchanged from before the spatial variant existed, so old caches stay valid.
+  const version = spatial ? `${INCEPTION_CONVERTER_VERSION} spatial ${INCEPTION_SPATIAL_VERSION}` : `${INCEPTION_CONVERTER_VERSION}`;
+  const key = `${version}\n${sha256(pth)}\n`;
+  const out = path.join(testModelsDir, spatial ? "random-fid-inception-spatial.onnx" : "random-fid-inception.onnx");
   const keyFile = `${out}.key`;
   if (existsSync(out) && existsSync(keyFile) && readFileSync(keyFile, "utf8") === key) return out;
-  writeAtomic(out, buildInceptionOnnx(readStateDict(pth, pthPath)));
+  writeAtomic(out, buildInceptionOnnx(readStateDict(pth, pthPath), { spatial }));
   writeAtomic(keyFile, key);
   return out;
 }
