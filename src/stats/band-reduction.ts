@@ -5,20 +5,22 @@
  *    a QR factorisation in compact WY form and a two-sided rank-2b update of the trailing matrix
  *    (Bischof, Lang & Sun, "A framework for symmetric band reduction", ACM TOMS 26, 2000;
  *    Golub & Van Loan 4th ed. 5.1.6 for the WY form). All O(n^3) work is GEMM, which runs on
- *    onnxruntime's DGEMM (float64-graphs.ts: bandStepGraph) with the trailing matrix kept in a
- *    worker register, so only the n x b panels travel.
+ *    onnxruntime's DGEMM with the trailing matrix kept in a worker register, so only the n x b
+ *    panels travel; updates are applied once per group of panels (see reduceInRegisters).
  * 2. band -> tridiagonal by Householder bulge chasing (Lang's column-by-column variant of the
  *    Schwarz/Rutishauser reduction, as in the SBR toolbox's b -> 1 step): O(b n^2) work on small
  *    blocks that stay in cache, done in JavaScript.
  *
- * Why not one-stage tridiagonalisation (LAPACK dsytrd, or ml-matrix's JAMA tred2): half of its
- * 4/3 n^3 flops are symmetric matrix-vector products, one per column, that re-read the whole
- * trailing matrix; they are memory-bound and cannot be batched into GEMMs. In JavaScript that
- * route took ~11 s at n = 2048 (ml-matrix EVD with vectors: far longer); this one ~1-2 s.
+ * Why not one-stage tridiagonalisation (LAPACK dsytrd, or ml-matrix's EVD, which is JAMA's
+ * tred2 + tql2): half of its 4/3 n^3 flops are symmetric matrix-vector products, one per column,
+ * each re-reading the whole trailing matrix; they are memory-bound and cannot be batched into
+ * GEMMs, so they cannot use onnxruntime. ml-matrix's EVD (which always forms eigenvectors too)
+ * measured 1.6 s at n = 512, 9.2 s at 1024 and 72 s at 2048 on the 2-core dev machine; this
+ * route takes ~1.3 s at n = 2048 (stage 1 ~0.9 s, stage 2 ~0.35 s, tridiagonal QR ~0.1 s).
  */
-import { dotProductsNT, gemmJs, type Matrix } from "./gemm.js";
-import { bandStepGraph } from "./float64-graphs.js";
-import { ortAvailable, ortExecute } from "./ort-float64.js";
+import { dotProductsNT, gemmJs, transpose, type Matrix } from "./gemm.js";
+import { gemmGraph, panelUpdateFactorGraph } from "./float64-graphs.js";
+import { ortAvailable, ortExecute, ortFree, type OrtOp, type RegisterRef } from "./ort-float64.js";
 
 /** A symmetric band matrix in lower storage with room for bulges: A[i][j] at data[w*(i+1) + j], i-w <= j <= i. */
 export interface BandMatrix {
@@ -40,45 +42,48 @@ export interface Tridiagonal {
 const ORT_MIN_ORDER = 256;
 
 /**
- * The trailing matrix of the dense-to-band reduction: where it lives (JavaScript array or
- * worker register) is hidden behind these three operations.
+ * Panels per group in the register pipeline: the trailing matrix is rewritten once per group
+ * (one rank-2gb update) instead of once per panel. On this VM one pass over a 2048^2 float64
+ * matrix costs ~10 ms, as much as the panel's GEMM flops, so fewer passes is what pays.
  */
-interface TrailingMatrix {
-  /** Current order m. */
-  size(): number;
-  /** The first `cols` columns, all m rows, row-major (m x cols). */
-  leadingColumns(cols: number): Float64Array;
-  /** Replaces the matrix (m x m) by Q^T A[b:, b:] Q, Q = I - V T V^T (V: m-b x b, T: b x b). */
-  transform(v: Matrix, t: Matrix): void;
-  /** Releases worker memory. */
-  dispose(): void;
+const GROUP_PANELS = 8;
+
+/** A dense matrix: a row-major array, or a worker register holding one (see ort-float64.ts). */
+export type DenseSource = Float64Array | { register: string };
+
+/**
+ * Reduces the symmetric n x n matrix `a` (row-major, full storage) to band form. An array is
+ * not modified; a register is consumed (overwritten) and must hold a symmetric matrix.
+ */
+export function reduceToBand(a: DenseSource, n: number, b: number): BandMatrix {
+  const band: BandMatrix = { n, b, w: 2 * b, data: new Float64Array(n * (2 * b + 1)) };
+  if (!(a instanceof Float64Array)) reduceInRegisters(a.register, band);
+  else if (n >= ORT_MIN_ORDER && ortAvailable()) reduceInRegisters(putMatrix(a, n), band);
+  else reduceInArrays(a, band);
+  return band;
 }
 
-/** Reduces the symmetric n x n matrix `a` (row-major, full storage, not modified) to band form. */
-export function reduceToBand(a: Float64Array, n: number, b: number): BandMatrix {
-  const w = 2 * b;
-  const band: BandMatrix = { n, b, w, data: new Float64Array(n * (w + 1)) };
-  const trailing = n >= ORT_MIN_ORDER && ortAvailable() ? registerTrailing(a, n) : arrayTrailing(a, n);
-  try {
-    let k = 0; // global index of the trailing matrix's first row
-    for (;;) {
-      const m = trailing.size();
-      if (m <= b + 1) {
-        storeLowerBlock(band, k, k, trailing.leadingColumns(m), m, m, m);
-        break;
-      }
-      const cols = trailing.leadingColumns(b); // m x b: diagonal block, then the panel below it
-      storeLowerBlock(band, k, k, cols, b, b, b);
-      const panel = cols.subarray(b * b); // (m-b) x b
-      const { v, t, r } = panelQr(panel, m - b, b);
-      storeUpperBlock(band, k + b, k, r, Math.min(b, m - b), b);
-      trailing.transform(v, t);
-      k += b;
+/** The JavaScript route: one panel at a time, trailing update with the JavaScript GEMM. */
+function reduceInArrays(a: Float64Array, band: BandMatrix): void {
+  const { n, b } = band;
+  let m = n;
+  let work = Float64Array.from(a.subarray(0, n * n)) as Float64Array;
+  for (let k = 0; ; k += b) {
+    if (m <= b + 1) {
+      storeLowerBlock(band, k, k, work, m, m, m);
+      return;
     }
-  } finally {
-    trailing.dispose();
+    storeLowerBlock(band, k, k, work, b, b, m);
+    const panel = new Float64Array((m - b) * b);
+    for (let i = b; i < m; i++) panel.set(work.subarray(i * m, i * m + b), (i - b) * b);
+    const { v, t, r } = panelQr(panel, m - b, b);
+    storeUpperBlock(band, k + b, k, r, Math.min(b, m - b), b);
+    const kk = m - b;
+    const a2 = new Float64Array(kk * kk);
+    for (let i = 0; i < kk; i++) a2.set(work.subarray((i + b) * m + b, (i + b) * m + m), i * kk);
+    work = twoSidedUpdate({ rows: kk, cols: kk, data: a2 }, v, t);
+    m = kk;
   }
-  return band;
 }
 
 /**
@@ -209,30 +214,7 @@ function storeUpperBlock(band: BandMatrix, i0: number, j0: number, r: Float64Arr
   for (let i = 0; i < rows; i++) for (let j = i; j < cols; j++) band.data[band.w * (i0 + i + 1) + j0 + j] = r[i * cols + j];
 }
 
-/** The trailing matrix as a JavaScript array, updated with the JavaScript GEMM kernel. */
-function arrayTrailing(a: Float64Array, n: number): TrailingMatrix {
-  let m = n;
-  let data: Float64Array = Float64Array.from(a.subarray(0, n * n));
-  return {
-    size: () => m,
-    leadingColumns(cols) {
-      const out = new Float64Array(m * cols);
-      for (let i = 0; i < m; i++) for (let j = 0; j < cols; j++) out[i * cols + j] = data[i * m + j];
-      return out;
-    },
-    transform(v, t) {
-      const b = t.rows;
-      const k = m - b;
-      const a2 = new Float64Array(k * k);
-      for (let i = 0; i < k; i++) a2.set(data.subarray((i + b) * m + b, (i + b) * m + m), i * k);
-      data = twoSidedUpdate({ rows: k, cols: k, data: a2 }, v, t);
-      m = k;
-    },
-    dispose() {},
-  };
-}
-
-/** Q^T A Q = A - Y V^T - V Y^T with X = A V T, Y = X - 1/2 V (T^T V^T X) (the bandStepGraph formula). */
+/** Q^T A Q = A - Y V^T - V Y^T with X = A V T, Y = X - 1/2 V (T^T V^T X) (as in panelUpdateFactorGraph). */
 function twoSidedUpdate(a: Matrix, v: Matrix, t: Matrix): Float64Array {
   const x = gemmJs(a, gemmJs(v, t));
   const s = gemmJs(t, gemmJs(v, x, { transA: true }), { transA: true });
@@ -256,40 +238,135 @@ function twoSidedUpdate(a: Matrix, v: Matrix, t: Matrix): Float64Array {
 
 let registerSerial = 0;
 
-/** The trailing matrix in worker registers (ping-pong between two), updated by bandStepGraph. */
-function registerTrailing(a: Float64Array, n: number): TrailingMatrix {
+function putMatrix(a: Float64Array, n: number): string {
+  const register = `band${registerSerial++}.in`;
+  ortExecute([{ op: "put", register, data: a.length === n * n ? a : a.subarray(0, n * n) }]);
+  return register;
+}
+
+/**
+ * The onnxruntime route, with the trailing matrix A_g (m x m) in a worker register and the
+ * updates of a group of panels applied lazily, as LAPACK's dlatrd does for dsytrd: panel p of a
+ * group sees A^(p) = A_g - sum_{q<p} (Y_q V_q^T + V_q Y_q^T) without that matrix being formed.
+ * With Z = [Y_0 V_0 Y_1 V_1 ...] and Z' = [V_0 Y_0 V_1 Y_1 ...] (stored transposed, so a panel
+ * appends rows), A^(p) = A_g - Z Z'^T, and per panel:
+ *   columns:  A^(p)[:, panel] = A_g[:, panel] - Z (Z'[panel, :])^T          (one small GEMM)
+ *   Y_p from X_p = A^(p) [0; V_p T_p] = A_g [0; V_p T_p] - Z (Z'^T [0; V_p T_p]) (reads A_g once)
+ * and once per group A_g <- (A_g - Z Z'^T)[G:, G:] (one GEMM with inner dimension 2G and one
+ * subtraction pass). Two worker round trips per panel; the panel QR runs in JavaScript.
+ */
+function reduceInRegisters(input: string, band: BandMatrix): void {
+  const { n, b } = band;
   const id = `band${registerSerial++}`;
-  const regs = [`${id}.0`, `${id}.1`];
+  const regs = [input, `${id}.1`];
+  const [regZ, regZs, regCol, regE, regVT, regV, regT, regX, regP] = ["Z", "Zs", "col", "E", "VT", "V", "T", "X", "P"].map((x) => `${id}.${x}`);
   let cur = 0;
-  let m = n;
-  ortExecute([{ op: "put", register: regs[cur], data: n * n === a.length ? a : a.subarray(0, n * n) }]);
-  return {
-    size: () => m,
-    leadingColumns(cols) {
-      const out = new Float64Array(m * cols);
-      ortExecute([{ op: "get", register: regs[cur], out, block: { ld: m, r0: 0, r1: m, c0: 0, c1: cols } }]);
-      return out;
-    },
-    transform(v, t) {
-      const k = m - t.rows;
+  let m = n; // order of A_g
+  let k = 0; // global index of A_g's first row
+  let pending: OrtOp[] = [];
+  try {
+    for (;;) {
+      const panels: { v: Float64Array; y: Float64Array }[] = []; // padded to m rows, row-major m x b
+      for (let p = 0; p < GROUP_PANELS; p++) {
+        const c0 = p * b; // panel columns c0..c0+b-1 of A_g
+        if (m - c0 <= b + 1) break;
+        const cols = panelColumns(p, c0, panels);
+        storeLowerBlock(band, k + c0, k + c0, cols.subarray(c0 * b), b, b, b);
+        const below = m - c0 - b;
+        const { v, t, r } = panelQr(cols.subarray((c0 + b) * b), below, b);
+        storeUpperBlock(band, k + c0 + b, k + c0, r, Math.min(b, below), b);
+        const vPad = new Float64Array(m * b);
+        vPad.set(v.data, (c0 + b) * b);
+        const y = panelY(p, vPad, t, c0 + b);
+        panels.push({ v: vPad, y });
+        pending.push(...appendPanel(p, vPad, y));
+      }
+      const g = panels.length * b;
+      if (g === 0) break;
+      // A_g <- (A_g - Z Z'^T)[g:, g:]
       const next = 1 - cur;
       ortExecute([
-        { op: "put", register: `${id}.V`, data: v.data },
-        { op: "put", register: `${id}.T`, data: t.data },
+        ...pending,
+        { op: "run", graph: gemmGraph(true, false, 1, null), feeds: { A: [regZ, [2 * g, m]], B: [regZs, [2 * g, m]] }, outputs: { Y: [regP, [m, m]] } },
+        { op: "block", out: regs[next], src: { register: regs[cur], ld: m, r0: g, c0: g }, minus: { register: regP, ld: m, r0: g, c0: g }, rows: m - g, cols: m - g },
+      ]);
+      pending = [];
+      cur = next;
+      m -= g;
+      k += g;
+    }
+    const rest = new Float64Array(m * m);
+    ortExecute([{ op: "get", register: regs[cur], out: rest }]);
+    storeLowerBlock(band, k, k, rest, m, m, m);
+  } finally {
+    ortFree(...regs, regZ, regZs, regCol, regE, regVT, regV, regT, regX, regP);
+  }
+
+  /** A^(p)[:, c0:c0+b] (m x b): the panel's columns with the group's earlier updates applied. */
+  function panelColumns(p: number, c0: number, done: { v: Float64Array; y: Float64Array }[]): Float64Array {
+    const out = new Float64Array(m * b);
+    const ops: OrtOp[] = [...pending, { op: "block", out: regCol, src: { register: regs[cur], ld: m, r0: 0, c0 }, rows: m, cols: b }];
+    pending = [];
+    if (p > 0) {
+      ops.push(
+        { op: "put", register: regE, data: zsColumns(done, c0) },
         {
           op: "run",
-          graph: bandStepGraph(),
-          feeds: { W: [regs[cur], [m, m]], V: [`${id}.V`, [k, v.cols]], T: [`${id}.T`, [t.rows, t.cols]] },
-          outputs: { Out: [regs[next], [k, k]] },
+          graph: gemmGraph(true, false, -1, 1),
+          feeds: { A: [regZ, [2 * p * b, m]], B: [regE, [2 * p * b, b]], C: [regCol, [m, b]] },
+          outputs: { Y: [regX, [m, b]] },
         },
-      ]);
-      cur = next;
-      m = k;
-    },
-    dispose() {
-      if (ortAvailable()) ortExecute([{ op: "free", registers: [...regs, `${id}.V`, `${id}.T`] }]);
-    },
-  };
+        { op: "get", register: regX, out },
+      );
+    } else {
+      ops.push({ op: "get", register: regCol, out });
+    }
+    ortExecute(ops);
+    return out;
+  }
+
+  /** Z'^T's rows c0..c0+b as a (2pb x b) block: per earlier panel q, V_q[c0:c0+b]^T then Y_q[c0:c0+b]^T. */
+  function zsColumns(done: { v: Float64Array; y: Float64Array }[], c0: number): Float64Array {
+    const e = new Float64Array(2 * done.length * b * b);
+    done.forEach(({ v, y }, q) => {
+      for (let i = 0; i < b; i++) {
+        for (let j = 0; j < b; j++) {
+          e[(2 * q * b + i) * b + j] = v[(c0 + j) * b + i];
+          e[((2 * q + 1) * b + i) * b + j] = y[(c0 + j) * b + i];
+        }
+      }
+    });
+    return e;
+  }
+
+  /** Y_p (m x b, zero above row `from`) of panel p, from its padded V and T (panelUpdateFactorGraph). */
+  function panelY(p: number, vPad: Float64Array, t: Matrix, from: number): Float64Array {
+    const vt = gemmJs({ rows: m, cols: b, data: vPad }, t).data;
+    const feeds: Record<string, RegisterRef> = { A: [regs[cur], [m, m]], B: [regVT, [m, b]], V: [regV, [m, b]], T: [regT, [b, b]] };
+    if (p > 0) Object.assign(feeds, { Z: [regZ, [2 * p * b, m]], Zs: [regZs, [2 * p * b, m]] });
+    const y = new Float64Array(m * b);
+    ortExecute([
+      { op: "put", register: regVT, data: vt },
+      { op: "put", register: regV, data: vPad },
+      { op: "put", register: regT, data: t.data },
+      { op: "run", graph: panelUpdateFactorGraph(p > 0), feeds, outputs: { Y: [regX, [m, b]] } },
+      { op: "get", register: regX, out: y.subarray(from * b), block: { ld: b, r0: from, r1: m, c0: 0, c1: b } },
+    ]);
+    return y;
+  }
+
+  /** The puts that append panel p's Y^T, V^T to Z and V^T, Y^T to Z' (rows 2pb..2pb+2b). */
+  function appendPanel(p: number, vPad: Float64Array, y: Float64Array): OrtOp[] {
+    const vt = transpose({ rows: m, cols: b, data: vPad }).data;
+    const yt = transpose({ rows: m, cols: b, data: y }).data;
+    const at = 2 * p * b * m;
+    return [
+      { op: "put", register: regZ, data: yt, offset: at },
+      { op: "put", register: regZ, data: vt, offset: at + b * m },
+      { op: "put", register: regZs, data: vt, offset: at },
+      { op: "put", register: regZs, data: yt, offset: at + b * m },
+    ];
+  }
 }
 
 /**
@@ -304,6 +381,7 @@ export function bandToTridiagonal(band: BandMatrix): Tridiagonal {
   const a = band.data;
   const v = new Float64Array(b);
   const p = new Float64Array(b);
+  const t = new Float64Array(b);
   for (let j = 0; j < n - 2; j++) {
     let c = j;
     let s = j + 1;
@@ -312,7 +390,7 @@ export function bandToTridiagonal(band: BandMatrix): Tridiagonal {
       const len = e - s + 1;
       const beta = columnReflector(a, w, c, s, len, v);
       if (beta !== 0) {
-        reflectRowsLeft(a, w, c + 1, s, len, v, beta);
+        reflectRowsLeft(a, w, c + 1, s, len, v, beta, t);
         reflectSymmetricBlock(a, w, s, len, v, p, beta);
         reflectColumnsRight(a, w, e + 1, Math.min(e + b, n - 1), s, len, v, beta);
       }
@@ -347,13 +425,24 @@ function columnReflector(a: Float64Array, w: number, c: number, s: number, len: 
   return (2 * v0 * v0) / (sigma + v0 * v0);
 }
 
-/** Rows s..s+len-1, columns c0..s-1: A <- H A (the rest of the bulge, left of the diagonal block). */
-function reflectRowsLeft(a: Float64Array, w: number, c0: number, s: number, len: number, v: Float64Array, beta: number): void {
-  for (let col = c0; col < s; col++) {
-    let t = 0;
-    for (let r = 0; r < len; r++) t += v[r] * a[w * (s + r + 1) + col];
-    t *= beta;
-    for (let r = 0; r < len; r++) a[w * (s + r + 1) + col] -= t * v[r];
+/**
+ * Rows s..s+len-1, columns c0..s-1: A <- H A (the rest of the bulge, left of the diagonal block).
+ * Two row-wise passes (t = v^T A, then A -= beta v t) keep the accesses contiguous.
+ */
+function reflectRowsLeft(a: Float64Array, w: number, c0: number, s: number, len: number, v: Float64Array, beta: number, t: Float64Array): void {
+  const nc = s - c0;
+  if (nc <= 0) return;
+  t.fill(0, 0, nc);
+  for (let r = 0; r < len; r++) {
+    const row = w * (s + r + 1) + c0;
+    const vr = v[r];
+    for (let q = 0; q < nc; q++) t[q] += vr * a[row + q];
+  }
+  for (let q = 0; q < nc; q++) t[q] *= beta;
+  for (let r = 0; r < len; r++) {
+    const row = w * (s + r + 1) + c0;
+    const vr = v[r];
+    for (let q = 0; q < nc; q++) a[row + q] -= vr * t[q];
   }
 }
 
@@ -387,13 +476,30 @@ function reflectSymmetricBlock(a: Float64Array, w: number, s: number, len: numbe
   }
 }
 
-/** Rows i0..i1, columns s..s+len-1: A <- A H (this creates the next bulge below the band). */
+/** Rows i0..i1, columns s..s+len-1: A <- A H (this creates the next bulge below the band); two rows per pass over v. */
 function reflectColumnsRight(a: Float64Array, w: number, i0: number, i1: number, s: number, len: number, v: Float64Array, beta: number): void {
-  for (let i = i0; i <= i1; i++) {
+  let i = i0;
+  for (; i + 1 <= i1; i += 2) {
+    const r0 = w * (i + 1) + s;
+    const r1 = r0 + w;
+    let t0 = 0;
+    let t1 = 0;
+    for (let r = 0; r < len; r++) {
+      t0 += a[r0 + r] * v[r];
+      t1 += a[r1 + r] * v[r];
+    }
+    t0 *= beta;
+    t1 *= beta;
+    for (let r = 0; r < len; r++) {
+      a[r0 + r] -= t0 * v[r];
+      a[r1 + r] -= t1 * v[r];
+    }
+  }
+  if (i <= i1) {
     const row = w * (i + 1) + s;
-    let t = 0;
-    for (let r = 0; r < len; r++) t += a[row + r] * v[r];
-    t *= beta;
-    for (let r = 0; r < len; r++) a[row + r] -= t * v[r];
+    let t0 = 0;
+    for (let r = 0; r < len; r++) t0 += a[row + r] * v[r];
+    t0 *= beta;
+    for (let r = 0; r < len; r++) a[row + r] -= t0 * v[r];
   }
 }

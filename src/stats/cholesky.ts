@@ -3,9 +3,9 @@
  * triangular so that the rows of U (the columns of L) are contiguous in row-major storage.
  *
  * - `choleskyUpper`: blocked right-looking Cholesky (LAPACK dpotrf's structure; Golub & Van Loan
- *   4th ed. 4.2.9): the panel in JavaScript, the trailing update A22 - U12^T U12 as one GEMM on
- *   onnxruntime with the trailing matrix kept in a worker register. Gives up (null) at the first
- *   pivot that is not clearly positive.
+ *   4th ed. 4.2.9) on arrays, and `choleskyUpperRegisters`, its left-looking twin on onnxruntime
+ *   with everything in worker registers. Both give up at the first pivot that is not clearly
+ *   positive.
  * - `pivotedCholeskyUpper`: Cholesky with diagonal pivoting for positive SEMI-definite matrices
  *   (LAPACK dpstrf; Higham, "Analysis of the Cholesky decomposition of a semi-definite matrix",
  *   1990): P^T S P = U^T U with U r x n, stopping when the largest remaining pivot is below
@@ -14,8 +14,8 @@
  *   than dimensions) take this path.
  */
 import { gemm, type Matrix } from "./gemm.js";
-import { choleskyStepGraph } from "./float64-graphs.js";
-import { ortAvailable, ortExecute } from "./ort-float64.js";
+import { gemmGraph } from "./float64-graphs.js";
+import { ortExecute, ortFree, type OrtOp } from "./ort-float64.js";
 
 /** S = P U^T U P^T: `u` is rank x n (row-major), column j of U belongs to variable perm[j]. */
 export interface SemidefiniteFactor {
@@ -26,10 +26,11 @@ export interface SemidefiniteFactor {
   perm: Int32Array | null;
 }
 
-/** Panel width: ~n*NB^2 JavaScript flops per panel against one GEMM pass per panel. */
+/**
+ * Panel width: the panels' JavaScript work grows as n^2 NB, the number of GEMM round trips as
+ * n / NB. At n = 2048 on onnxruntime: NB = 32 took ~0.5 s, 64 ~0.33 s, 96 ~0.38 s.
+ */
 const NB = 64;
-/** Below this order everything runs in JavaScript. */
-const ORT_MIN_ORDER = 256;
 
 /** dpstrf's default threshold for "zero" pivots: n * eps * max(diag). */
 export function pivotTolerance(a: Float64Array, n: number): number {
@@ -51,22 +52,64 @@ export function semidefiniteFactor(a: Float64Array, n: number): SemidefiniteFact
  */
 export function choleskyUpper(a: Float64Array, n: number, tol: number): Float64Array | null {
   const u = new Float64Array(n * n);
-  const trailing = n >= ORT_MIN_ORDER && ortAvailable() ? registerTrailing(a, n) : arrayTrailing(a, n);
+  const trailing = arrayTrailing(a, n);
+  for (let k = 0; k < n; k += NB) {
+    const m = n - k;
+    const nb = Math.min(NB, m);
+    const rows = trailing.leadingRows(nb); // nb x m
+    for (let j = 0; j < nb; j++) {
+      if (!factorRow(rows, j, m, tol)) return null;
+    }
+    for (let j = 0; j < nb; j++) u.set(rows.subarray(j * m + j, (j + 1) * m), (k + j) * n + k + j);
+    if (m > nb) trailing.update(rows, nb, m);
+  }
+  return u;
+}
+
+/**
+ * choleskyUpper with the matrix and the factor in worker registers: `aReg` holds A (n x n, read
+ * only), `uReg` receives U (n x n, zero below the diagonal). Left-looking (G&VL 4.2.8's gaxpy
+ * form, blocked): panel rows k..k+nb of U need A[k:k+nb, :] - U[0:k, k:k+nb]^T U[0:k, :], one
+ * GEMM that reads the finished rows of U once and writes only nb x n values. The right-looking
+ * form would rewrite the whole trailing matrix per panel, and memory traffic, not flops, is what
+ * costs here (one pass over 32 MiB takes ~10 ms). Returns false when a pivot is <= tol.
+ */
+export function choleskyUpperRegisters(aReg: string, uReg: string, n: number, tol: number): boolean {
+  const id = `chol${registerSerial++}`;
+  let pendingPut: OrtOp[] = [{ op: "alloc", register: uReg, length: n * n }];
   try {
     for (let k = 0; k < n; k += NB) {
       const m = n - k;
       const nb = Math.min(NB, m);
-      const rows = trailing.leadingRows(nb); // nb x m
-      for (let j = 0; j < nb; j++) {
-        if (!factorRow(rows, j, m, tol)) return null;
+      const rows = new Float64Array(nb * n);
+      const ops: OrtOp[] = [...pendingPut];
+      if (k === 0) {
+        ops.push({ op: "get", register: aReg, out: rows, block: { ld: n, r0: 0, r1: nb, c0: 0, c1: n } });
+      } else {
+        ops.push(
+          { op: "block", out: `${id}.G`, src: { register: uReg, ld: n, r0: 0, c0: k }, rows: k, cols: nb },
+          {
+            op: "run",
+            graph: gemmGraph(true, false, -1, 1),
+            feeds: { A: [`${id}.G`, [k, nb]], B: [uReg, [k, n]], C: [aReg, [nb, n], k * n] },
+            outputs: { Y: [`${id}.rows`, [nb, n]] },
+          },
+          { op: "get", register: `${id}.rows`, out: rows },
+        );
       }
-      for (let j = 0; j < nb; j++) u.set(rows.subarray(j * m + j, (j + 1) * m), (k + j) * n + k + j);
-      if (m > nb) trailing.update(rows, nb, m);
+      ortExecute(ops);
+      const panel = new Float64Array(nb * m);
+      for (let j = 0; j < nb; j++) panel.set(rows.subarray(j * n + k, (j + 1) * n), j * m);
+      for (let j = 0; j < nb; j++) if (!factorRow(panel, j, m, tol)) return false;
+      const full = new Float64Array(nb * n); // rows of U, zero left of the diagonal
+      for (let j = 0; j < nb; j++) full.set(panel.subarray(j * m + j, (j + 1) * m), j * n + k + j);
+      pendingPut = [{ op: "put", register: uReg, data: full, offset: k * n }];
     }
+    ortExecute(pendingPut);
+    return true;
   } finally {
-    trailing.dispose();
+    ortFree(`${id}.G`, `${id}.rows`);
   }
-  return u;
 }
 
 /**
@@ -106,7 +149,6 @@ interface CholeskyTrailing {
   leadingRows(count: number): Float64Array;
   /** A <- A[nb:, nb:] - P^T P, P = rows[:, nb:] (the panel's factor rows right of the diagonal block). */
   update(rows: Float64Array, nb: number, m: number): void;
-  dispose(): void;
 }
 
 function panelRight(rows: Float64Array, nb: number, m: number): Matrix {
@@ -129,45 +171,10 @@ function arrayTrailing(a: Float64Array, n: number): CholeskyTrailing {
       data = gemm(p, p, { transA: true, alpha: -1, c: { rows: k, cols: k, data: c }, beta: 1 }).data;
       m = k;
     },
-    dispose() {},
   };
 }
 
 let registerSerial = 0;
-
-function registerTrailing(a: Float64Array, n: number): CholeskyTrailing {
-  const id = `chol${registerSerial++}`;
-  const regs = [`${id}.0`, `${id}.1`];
-  let cur = 0;
-  let m = n;
-  ortExecute([{ op: "put", register: regs[cur], data: a.length === n * n ? a : a.subarray(0, n * n) }]);
-  return {
-    leadingRows(count) {
-      const out = new Float64Array(count * m);
-      ortExecute([{ op: "get", register: regs[cur], out, block: { ld: m, r0: 0, r1: count, c0: 0, c1: m } }]);
-      return out;
-    },
-    update(rows, nb) {
-      const p = panelRight(rows, nb, m);
-      const k = m - nb;
-      const next = 1 - cur;
-      ortExecute([
-        { op: "put", register: `${id}.P`, data: p.data },
-        {
-          op: "run",
-          graph: choleskyStepGraph(),
-          feeds: { W: [regs[cur], [m, m]], P: [`${id}.P`, [nb, k]] },
-          outputs: { Out: [regs[next], [k, k]] },
-        },
-      ]);
-      cur = next;
-      m = k;
-    },
-    dispose() {
-      if (ortAvailable()) ortExecute([{ op: "free", registers: [...regs, `${id}.P`] }]);
-    },
-  };
-}
 
 /**
  * Pivoted Cholesky of a positive semi-definite matrix (dpstrf's algorithm, left-looking within

@@ -1,7 +1,8 @@
 /**
- * The few float64 ONNX graphs the linear algebra runs on onnxruntime (see ort-float64.ts): a
- * general Gemm and one step of the blocked reduction of a symmetric matrix to band form.
- * All dims are symbolic, so one session serves every size.
+ * The few float64 ONNX graphs the linear algebra runs on onnxruntime (see ort-float64.ts): Gemm,
+ * MatMul and the panel factor of the blocked reduction of a symmetric matrix to band form.
+ * All dims are symbolic, so one session serves every size. Gemm's alpha and beta are float32
+ * attributes; the values used (1, -1, -0.5) are exact.
  */
 import onnxProto from "onnx-proto";
 import type { onnx as OnnxTypes } from "onnx-proto";
@@ -47,44 +48,37 @@ export function matmulGraph(): OrtGraph {
 }
 
 /**
- * The GEMM part of one panel of the blocked Householder reduction of a symmetric matrix to band
- * form (the level-3 kernel of LAPACK dsytrd's dlatrd and of the SBR toolbox's dense-to-band
- * step; Golub & Van Loan, Matrix Computations 4th ed., 5.1.6 (WY form) and 8.3.1). With
- * Q = I - V T V^T acting on the trailing matrix A2 (k x k):
+ * The factor Y of one panel's symmetric update in the blocked reduction to band form (LAPACK
+ * dlatrd's W; Golub & Van Loan, Matrix Computations 4th ed., 5.1.6 and 8.3.1). With
+ * Q = I - V T V^T and the current matrix A^(p) = A - Z^T Zs (pending updates of earlier panels,
+ * applied lazily; `lazy` = false when there are none):
  *
- *   X = A2 V T,   Y = X - 1/2 V (T^T V^T X),   Q^T A2 Q = A2 - Y V^T - V Y^T = A2 - P
+ *   X = A^(p) V T = A B - Z^T (Zs B),  B = V T,
+ *   Y = X - 1/2 V (T^T (V^T X)),  so that Q^T A^(p) Q = A^(p) - Y V^T - V Y^T.
  *
- * This graph returns P = [Y V] [V Y]^T. A2 is read as full rows W (k x m, the trailing rows of
- * the m x m matrix, a zero-copy view) times VTpad = [0; V T] (m x b), so no column slice is
- * copied; the caller forms A2 - P in one pass (subtractBlock).
+ * V and B come zero-padded to the matrix's m rows, so A is read whole and never sliced.
  */
-export function bandUpdateGraph(): OrtGraph {
+export function panelUpdateFactorGraph(lazy: boolean): OrtGraph {
   return {
-    key: "band-update",
+    key: `panel-y:${+lazy}`,
     build: () => {
       const n = (opType: string, input: string[], output: string, attribute: OnnxTypes.IAttributeProto[] = []) =>
         onnx.NodeProto.create({ opType, input, output: [output], attribute });
-      const nodes = [
-        n("MatMul", ["W", "VTpad"], "X"),
-        n("Transpose", ["V"], "Vt"),
-        n("MatMul", ["Vt", "X"], "G"),
-        n("Transpose", ["T"], "Tt"),
-        n("MatMul", ["Tt", "G"], "S"),
-        n("MatMul", ["V", "S"], "VS"),
-        n("Mul", ["VS", "half"], "VShalf"),
-        n("Sub", ["X", "VShalf"], "Y"),
-        n("Concat", ["Y", "V"], "YV", [intAttr("axis", 1)]),
-        n("Concat", ["V", "Y"], "VY", [intAttr("axis", 1)]),
-        n("Transpose", ["VY"], "VYt"),
-        n("MatMul", ["YV", "VYt"], "P"),
-      ];
-      const initializers = [onnx.TensorProto.create({ name: "half", dataType: DOUBLE, dims: [], doubleData: [0.5] })];
-      return model(
-        nodes,
-        [matrixInput("W", "k", "m"), matrixInput("VTpad", "m", "b"), matrixInput("V", "k", "b"), matrixInput("T", "b", "b")],
-        [matrixInput("P", "k", "k")],
-        initializers,
+      const nodes = lazy
+        ? [
+            n("MatMul", ["A", "B"], "AB"),
+            n("MatMul", ["Zs", "B"], "S"),
+            n("Gemm", ["Z", "S", "AB"], "X", [intAttr("transA", 1), floatAttr("alpha", -1), floatAttr("beta", 1)]),
+          ]
+        : [n("MatMul", ["A", "B"], "X")];
+      nodes.push(
+        n("Gemm", ["V", "X"], "G", [intAttr("transA", 1)]),
+        n("Gemm", ["T", "G"], "TG", [intAttr("transA", 1)]),
+        n("Gemm", ["V", "TG", "X"], "Y", [floatAttr("alpha", -0.5), floatAttr("beta", 1)]),
       );
+      const inputs = [matrixInput("A", "m", "m"), matrixInput("B", "m", "b"), matrixInput("V", "m", "b"), matrixInput("T", "b", "b")];
+      if (lazy) inputs.push(matrixInput("Z", "k", "m"), matrixInput("Zs", "k", "m"));
+      return model(nodes, inputs, [matrixInput("Y", "m", "b")], []);
     },
   };
 }

@@ -28,7 +28,10 @@ export interface GemmOptions {
  */
 const ORT_MIN_WORK = 1 << 21;
 
-/** alpha * op(A) * op(B) + beta * C as a new matrix (written into `out` when given). */
+/**
+ * alpha * op(A) * op(B) + beta * C as a new matrix, or written into `out` (which may be C's own
+ * storage: the product is formed before it is written).
+ */
 export function gemm(a: Matrix, b: Matrix, opts: GemmOptions = {}, out?: Float64Array): Matrix {
   const { transA = false, transB = false, alpha = 1, c, beta = 1 } = opts;
   const m = transA ? a.cols : a.rows;
@@ -38,8 +41,9 @@ export function gemm(a: Matrix, b: Matrix, opts: GemmOptions = {}, out?: Float64
   if (c && (c.rows !== m || c.cols !== n)) throw new Error(`gemm: C is ${c.rows}x${c.cols}, expected ${m}x${n}`);
   if (m * n * k >= ORT_MIN_WORK && ortAvailable()) {
     const y = out ?? new Float64Array(m * n);
-    const feeds: Record<string, RegisterRef> = { A: ["gemm.A", [a.rows, a.cols]], B: ["gemm.B", [b.rows, b.cols]] };
-    const ops: OrtOp[] = [put("gemm.A", a.data), put("gemm.B", b.data)];
+    const same = a.data === b.data; // A^T A and friends: send the operand once
+    const feeds: Record<string, RegisterRef> = { A: ["gemm.A", [a.rows, a.cols]], B: [same ? "gemm.A" : "gemm.B", [b.rows, b.cols]] };
+    const ops: OrtOp[] = same ? [put("gemm.A", a.data)] : [put("gemm.A", a.data), put("gemm.B", b.data)];
     if (c) {
       ops.push(put("gemm.C", c.data));
       feeds.C = ["gemm.C", [m, n]];

@@ -21,6 +21,10 @@
  * panels travel. Registers and the mailbox are reused: on this VM a first touch of fresh memory
  * costs ~2.5 us per 4 KiB page (a 32 MiB array: ~20 ms), more than copying it (~8 ms).
  *
+ * Sessions run with intra-op spinning off: with it on (onnxruntime's default), the pool threads
+ * keep spinning after each run and take the cores from the JavaScript work that alternates with
+ * the graphs; turning it off made the reduction to band form ~1.7x faster here.
+ *
  * When the worker cannot start (no onnxruntime, a sandbox without threads) or DIFFEVAL_LINALG=js
  * is set, `ortAvailable()` is false and callers use the JavaScript kernels: slower, same numbers
  * to rounding.
@@ -29,6 +33,7 @@ import { Worker } from "node:worker_threads";
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import { DiffevalError } from "../errors.js";
+import { matmulGraph } from "./float64-graphs.js";
 
 /** A graph the worker runs; `key` names it (sessions are cached per key), `build` makes the ONNX bytes. */
 export interface OrtGraph {
@@ -55,11 +60,21 @@ export type OrtOp =
   | { op: "get"; register: string; out: Float64Array; block?: Block }
   | { op: "run"; graph: OrtGraph; feeds: Record<string, RegisterRef>; outputs: Record<string, RegisterRef> }
   /**
-   * out (rows x cols) = src[r0.., c0..] (rows of ld values) - prod (rows x cols), in one pass:
-   * onnxruntime's Slice and Gemm-with-C copies run at ~2-3 GB/s here, this loop at ~3x that.
+   * out (rows x cols, compact) = a block of `src` [minus a block of `minus`], in one pass:
+   * onnxruntime's Slice and Gemm-with-C copies run at ~2-3 GB/s here, this loop ~3x faster.
    */
-  | { op: "subtractBlock"; out: string; src: string; prod: string; ld: number; r0: number; c0: number; rows: number; cols: number }
+  | { op: "block"; out: string; src: BlockRef; minus?: BlockRef; rows: number; cols: number }
+  /** Makes a register hold at least `length` values (new ones zero). */
+  | { op: "alloc"; register: string; length: number }
   | { op: "free"; registers: string[] };
+
+/** The block of a register seen as a row-major matrix with rows of `ld` values, from (r0, c0). */
+export interface BlockRef {
+  register: string;
+  ld: number;
+  r0: number;
+  c0: number;
+}
 
 const STARTING = 0;
 const IDLE = 1;
@@ -104,15 +119,25 @@ function view(name, dims, offset) {
   if (r === undefined || r.length < offset + length) throw new Error("register " + name + " holds no " + dims.join("x") + " matrix at " + offset);
   return r.subarray(offset, offset + length);
 }
-function subtractBlock(op) {
-  const src = registers.get(op.src);
-  const prod = registers.get(op.prod);
-  const out = register(op.out, op.rows * op.cols);
-  const { ld, r0, c0, rows, cols } = op;
+function block(op) {
+  const { rows, cols } = op;
+  const src = registers.get(op.src.register);
+  const out = register(op.out, rows * cols);
+  if (src === out) throw new Error("block: register " + op.out + " is both source and output");
+  if (op.minus === undefined) {
+    for (let i = 0; i < rows; i++) {
+      const s = (op.src.r0 + i) * op.src.ld + op.src.c0;
+      out.set(src.subarray(s, s + cols), i * cols);
+    }
+    return;
+  }
+  const minus = registers.get(op.minus.register);
+  if (minus === out) throw new Error("block: register " + op.out + " is both operand and output");
   for (let i = 0; i < rows; i++) {
-    const s = (r0 + i) * ld + c0;
+    const s = (op.src.r0 + i) * op.src.ld + op.src.c0;
+    const p = (op.minus.r0 + i) * op.minus.ld + op.minus.c0;
     const o = i * cols;
-    for (let j = 0; j < cols; j++) out[o + j] = src[s + j] - prod[o + j];
+    for (let j = 0; j < cols; j++) out[o + j] = src[s + j] - minus[p + j];
   }
 }
 async function run(op) {
@@ -123,6 +148,7 @@ async function run(op) {
       interOpNumThreads: 1,
       executionMode: "sequential",
       graphOptimizationLevel: "all",
+      extra: { session: { intra_op: { allow_spinning: "0" } } },
     });
     sessions.set(op.key, session);
   }
@@ -146,8 +172,10 @@ parentPort.on("message", async (job) => {
     for (const op of job.ops) {
       if (op.op === "put") {
         register(op.register, op.at + op.length).set(mailbox.subarray(op.offset, op.offset + op.length), op.at);
-      } else if (op.op === "subtractBlock") {
-        subtractBlock(op);
+      } else if (op.op === "block") {
+        block(op);
+      } else if (op.op === "alloc") {
+        register(op.register, op.length);
       } else if (op.op === "get") {
         const r = registers.get(op.register);
         const b = op.block;
@@ -192,8 +220,30 @@ export function setOrtDisabled(disabled: boolean): void {
 /** Whether float64 graphs can run on onnxruntime (starts the worker on first call). */
 export function ortAvailable(): boolean {
   if (forcedOff) return false;
-  if (backend === undefined) backend = startBackend();
+  if (backend === undefined) {
+    backend = startBackend();
+    if (backend && !selfTestPasses()) backend = null;
+  }
   return backend !== null;
+}
+
+/** One 2 x 2 float64 MatMul through the whole path, so a broken runtime means "unavailable", not errors later. */
+function selfTestPasses(): boolean {
+  const out = new Float64Array(4);
+  try {
+    ortExecute([
+      { op: "put", register: "selftest", data: Float64Array.of(1, 2, 3, 4) },
+      { op: "run", graph: matmulGraph(), feeds: { A: ["selftest", [2, 2]], B: ["selftest", [2, 2]] }, outputs: { Y: ["selftest.y", [2, 2]] } },
+      { op: "get", register: "selftest.y", out },
+      { op: "free", registers: ["selftest", "selftest.y"] },
+    ]);
+  } catch (e) {
+    disableBackend(`self-test failed: ${(e as Error).message}`);
+    return false;
+  }
+  if (out.join() === "7,10,15,22") return true;
+  disableBackend(`self-test gave ${out.join()} for [[1,2],[3,4]]^2`);
+  return false;
 }
 
 /** Why the onnxruntime path is off, or "" when it is on. */
@@ -204,7 +254,8 @@ export function ortStatus(): string {
 
 /** Runs the operations in order in the worker; blocks until all are done. */
 export function ortExecute(ops: OrtOp[]): void {
-  if (!ortAvailable() || !backend) throw new DiffevalError("E_LINALG_BACKEND", `onnxruntime unavailable: ${unavailableReason}`);
+  if (backend === undefined) ortAvailable();
+  if (forcedOff || !backend) throw new DiffevalError("E_LINALG_BACKEND", `onnxruntime unavailable: ${unavailableReason}`);
   const b = backend;
   const wire: Record<string, unknown>[] = [];
   const gets: { out: Float64Array; offset: number }[] = [];
@@ -254,6 +305,19 @@ export function ortExecute(ops: OrtOp[]): void {
   }
   for (const op of ops) if (op.op === "run") b.sentGraphs.add(op.graph.key);
   for (const g of gets) g.out.set(b.mailbox.subarray(g.offset, g.offset + g.out.length));
+}
+
+/**
+ * Drops registers; best effort, for `finally` blocks: it never throws, so it cannot mask the
+ * error that is unwinding (and does nothing once the worker is gone).
+ */
+export function ortFree(...registers: string[]): void {
+  if (!backend || forcedOff) return;
+  try {
+    ortExecute([{ op: "free", registers }]);
+  } catch {
+    // the worker is unusable; the error that matters is the one already in flight
+  }
 }
 
 function startBackend(): Backend | null {
