@@ -2,7 +2,8 @@
 export { DiffevalError, isDiffevalError } from "./errors.js";
 export type { FeatureMatrix, Gaussian } from "./types.js";
 export { VERSION } from "./version.js";
-export { computeFid, assertComparable, type FidOptions, type FidResult } from "./fid.js";
+export { computeFid, type FidOptions, type FidResult } from "./fid.js";
+export { resolveSourcePair, assertComparable, type SourcePair, type SourcePairOptions } from "./source-pair.js";
 export { openExtractor, DEFAULT_PROTOCOL, type Extractor, type ExtractorOptions } from "./features/extractor.js";
 export { openSession, type DeviceName } from "./features/session.js";
 export { openImageSource, type ImageItem } from "./io/sources.js";

@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { VERSION } from "../version.js";
 import { featuresCommand } from "./features.js";
 import { fidCommand } from "./fid.js";
+import { metricsCommand } from "./metrics.js";
 import { modelCommand } from "./model.js";
 import { reportError } from "./run-command.js";
 import { statsCommand } from "./stats.js";
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showHelpAfterError();
   program.addCommand(fidCommand());
+  program.addCommand(metricsCommand());
   program.addCommand(statsCommand());
   program.addCommand(featuresCommand());
   program.addCommand(modelCommand());

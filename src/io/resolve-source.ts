@@ -30,6 +30,8 @@ export interface ResolvedSource {
   /** Present for image sources: rows in `names` order. */
   features?: FeatureMatrix;
   logits?: FeatureMatrix;
+  /** sFID's spatial features, when they were extracted. */
+  spatial?: FeatureMatrix;
   names?: string[];
   skipped: { name: string; message: string }[];
   /** From the stats file's `meta`, or describing the extraction for image sources. */
@@ -70,6 +72,7 @@ export async function extractSource(
     gaussian: fitGaussian(out.pool3),
     features: out.pool3,
     logits: out.logits,
+    spatial: out.spatial,
     names: out.names,
     skipped: out.skipped,
     meta: { protocol: extractor.protocol, weights_sha256: extractor.model.weightsSha256, n: out.pool3.n, source: spec },

@@ -9,6 +9,7 @@
  */
 import { readFile } from "node:fs/promises";
 import onnxProto from "onnx-proto";
+import { DiffevalError } from "../errors.js";
 
 const { onnx } = onnxProto;
 
@@ -31,4 +32,22 @@ export function readOnnxMetadata(model: Uint8Array): Record<string, string> {
 
 export async function readOnnxMetadataFile(file: string): Promise<Record<string, string>> {
   return readOnnxMetadata(new Uint8Array(await readFile(file)));
+}
+
+/**
+ * A float32 initializer (a weight) of an ONNX model file, e.g. `fc.weight` of the FID Inception,
+ * which the Inception Score needs for torch-fidelity's bias-free logits.
+ */
+export async function readOnnxInitializer(file: string, name: string): Promise<{ dims: number[]; data: Float32Array }> {
+  const decoded = onnx.ModelProto.decode(new Uint8Array(await readFile(file)));
+  const t = decoded.graph?.initializer?.find((i) => i.name === name);
+  if (!t) throw new DiffevalError("E_MODEL_OUTPUTS", `${file}: the model has no initializer '${name}'`);
+  const dims = (t.dims ?? []).map(Number);
+  const count = dims.reduce((a, b) => a * b, 1);
+  const data =
+    t.rawData && t.rawData.length > 0
+      ? new Float32Array(t.rawData.slice().buffer, 0, count) // slice(): aligned copy of the bytes
+      : Float32Array.from(t.floatData ?? []);
+  if (data.length !== count) throw new DiffevalError("E_MODEL_OUTPUTS", `${file}: initializer '${name}' holds ${data.length} values, dims say ${count}`);
+  return { dims, data };
 }

@@ -1,0 +1,127 @@
+/** `diffeval metrics --real A --fake B --metrics fid,kid,...`: many metrics, features extracted once. */
+import { readFile } from "node:fs/promises";
+import { Command } from "commander";
+import { DiffevalError } from "../errors.js";
+import { computeMetrics, DEFAULT_METRICS, METRIC_NAMES, parseMetricList, type MetricsResult } from "../evaluate.js";
+import { addExtractionOptions, extractorOptions, positiveInt, subsetOptions, type ExtractionFlags } from "./common-options.js";
+import { imageProgress } from "./image-progress.js";
+
+interface MetricsFlags extends ExtractionFlags {
+  real: string;
+  fake: string;
+  metrics: string;
+  bootstrap?: string;
+  metricSeed: string;
+  json?: boolean;
+  force?: boolean;
+  groups?: string;
+  kidSubsets?: string;
+  kidSubsetSize?: string;
+  prK?: string;
+  dcK?: string;
+  msssimPairs?: string;
+}
+
+export function metricsCommand(): Command {
+  const cmd = new Command("metrics")
+    .description("FID, KID, IS, precision/recall, density/coverage, sFID, diversity and Gaussianity over the same features")
+    .requiredOption("--real <source>", "reference images or stats .npz")
+    .requiredOption("--fake <source>", "generated images or stats .npz")
+    .option("--metrics <list>", `comma-separated: ${METRIC_NAMES.join(",")}`, DEFAULT_METRICS.join(","))
+    .option("--bootstrap <B>", "bootstrap replicates for 95% intervals of fid, kid, precision, recall")
+    .option("--metric-seed <n>", "seed of KID subsets, bootstrap, MS-SSIM pairs, projections", "0")
+    .option("--groups <file>", "JSON {image name: group} or TSV 'name<TAB>group': diversity per group (e.g. prompt)")
+    .option("--kid-subsets <n>", "KID subsets (default 100)")
+    .option("--kid-subset-size <n>", "KID subset size (default 1000)")
+    .option("--pr-k <n>", "k of precision/recall (default 3)")
+    .option("--dc-k <n>", "k of density/coverage (default 5)")
+    .option("--msssim-pairs <n>", "MS-SSIM random pairs (default 100)")
+    .option("--json", "print one JSON object")
+    .option("--force", "compare even when the sides disagree on protocol or weights");
+  return addExtractionOptions(cmd).action(async (flags: MetricsFlags) => {
+    const int = (v: string | undefined, flag: string) => (v === undefined ? undefined : positiveInt(v, flag));
+    const progress = imageProgress();
+    const result = await computeMetrics({
+      ...extractorOptions(flags),
+      ...subsetOptions(flags),
+      real: flags.real,
+      fake: flags.fake,
+      force: flags.force,
+      metrics: parseMetricList(flags.metrics),
+      bootstrap: int(flags.bootstrap, "--bootstrap"),
+      metricSeed: Number(flags.metricSeed),
+      groups: flags.groups ? await readGroups(flags.groups) : undefined,
+      kidSubsets: int(flags.kidSubsets, "--kid-subsets"),
+      kidSubsetSize: int(flags.kidSubsetSize, "--kid-subset-size"),
+      prK: int(flags.prK, "--pr-k"),
+      dcK: int(flags.dcK, "--dc-k"),
+      msssimPairs: int(flags.msssimPairs, "--msssim-pairs"),
+      onProgress: (side, done, total) => progress.update(side, done, total),
+      warn: (line) => process.stderr.write(`${line}\n`),
+    });
+    progress.finish();
+    process.stdout.write(flags.json ? `${JSON.stringify(jsonResult(result))}\n` : humanTable(result));
+  });
+}
+
+function jsonResult(r: MetricsResult): Record<string, unknown> {
+  return {
+    ...r.metrics,
+    protocol: r.protocol,
+    weights_sha256: r.weights_sha256,
+    n_real: r.n_real,
+    n_fake: r.n_fake,
+    real: r.real,
+    fake: r.fake,
+    seconds: Number(r.seconds.toFixed(3)),
+    version: r.version,
+    ...(Object.keys(r.skipped).length ? { skipped: r.skipped } : {}),
+    ...(r.device ? { device: r.device } : {}),
+  };
+}
+
+/** One aligned row per number: metric, value, ± std, 95% interval. */
+export function humanTable(r: MetricsResult): string {
+  const rows: string[][] = [["metric", "value", "std", "95% CI"]];
+  const fmt = (v: number) => (Math.abs(v) >= 1e-3 || v === 0 ? v.toFixed(4) : v.toExponential(3));
+  for (const [key, value] of Object.entries(r.metrics)) {
+    if (typeof value === "number") rows.push([key, fmt(value), "", ""]);
+    else if ("mean" in value && typeof value.mean === "number") {
+      const v = value as { mean: number; std: number; ci95?: [number, number] };
+      rows.push([key, fmt(v.mean), fmt(v.std), v.ci95 ? `[${fmt(v.ci95[0])}, ${fmt(v.ci95[1])}]` : ""]);
+    } else if (key === "gauss") {
+      for (const [side, g] of Object.entries(value as Record<string, { medianKs: number; yardstick: { medianKs: number } }>)) {
+        rows.push([`gauss_${side} (median KS)`, fmt(g.medianKs), "", `yardstick ${fmt(g.yardstick.medianKs)}`]);
+      }
+    } else if (key === "fid_infinity") {
+      rows.push([key, fmt((value as { value: number }).value), "", ""]);
+    } else if ("meanOverGroups" in value) {
+      rows.push([key, fmt((value as { meanOverGroups: number }).meanOverGroups), "", "mean over groups"]);
+    }
+  }
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
+  const lines = rows.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join("  ").trimEnd());
+  const weights = r.weights_sha256 === "unknown" ? "unknown weights" : `weights ${r.weights_sha256.slice(0, 12)}`;
+  return `${lines.join("\n")}\nprotocol ${r.protocol}, ${weights}, n_real ${r.n_real}, n_fake ${r.n_fake}, ${r.seconds.toFixed(1)} s\n`;
+}
+
+async function readGroups(file: string): Promise<Map<string, string>> {
+  const text = await readFile(file, "utf8").catch(() => {
+    throw new DiffevalError("E_GROUPS", `${file}: cannot read the groups file`);
+  });
+  if (/^\s*\{/.test(text)) {
+    try {
+      return new Map(Object.entries(JSON.parse(text) as Record<string, unknown>).map(([k, v]) => [k, String(v)]));
+    } catch (e) {
+      throw new DiffevalError("E_GROUPS", `${file}: not valid JSON (${(e as Error).message})`);
+    }
+  }
+  const map = new Map<string, string>();
+  for (const [i, line] of text.split(/\r?\n/).entries()) {
+    if (!line.trim() || line.startsWith("#")) continue;
+    const tab = line.indexOf("\t");
+    if (tab < 0) throw new DiffevalError("E_GROUPS", `${file}:${i + 1}: expected 'image name<TAB>group'`);
+    map.set(line.slice(0, tab), line.slice(tab + 1));
+  }
+  return map;
+}

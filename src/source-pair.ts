@@ -1,0 +1,100 @@
+/**
+ * The two sides of a comparison (real and fake), resolved once: stats files are read, image
+ * sources opened (so a typo fails before the network loads), features extracted through one
+ * extractor shared by both sides. Statistics made under different protocols or weights are
+ * refused (E_PROTOCOL_MISMATCH) unless `force`.
+ */
+import { DiffevalError } from "./errors.js";
+import { DEFAULT_PROTOCOL, openExtractor, type Extractor, type ExtractorOptions } from "./features/extractor.js";
+import { POOL3_DIM } from "./features/inception-runner.js";
+import { extractSource, isStatsFile, loadStatsFile, type ResolvedSource } from "./io/resolve-source.js";
+import { openImageSource, type ImageSource } from "./io/sources.js";
+
+export interface SourcePairOptions extends ExtractorOptions {
+  real: string;
+  fake: string;
+  /** Compare even when the two sides disagree on protocol or weights. */
+  force?: boolean;
+  limit?: number;
+  seed?: number;
+  onProgress?: (side: "real" | "fake", done: number, total: number) => void;
+}
+
+export interface SourcePair {
+  real: ResolvedSource;
+  fake: ResolvedSource;
+  protocol: string;
+  weightsSha256: string;
+  /** The device features were extracted on (absent when both sides are stats files). */
+  device?: string;
+  /** The ONNX model used (absent when both sides are stats files). */
+  onnxPath?: string;
+}
+
+export async function resolveSourcePair(opts: SourcePairOptions): Promise<SourcePair> {
+  const specs = [opts.real, opts.fake] as const;
+  const stats = await Promise.all(specs.map((s) => (isStatsFile(s) ? loadStatsFile(s) : undefined)));
+  const protocol = opts.protocol ?? stats.find((s) => s?.meta.protocol)?.meta.protocol ?? DEFAULT_PROTOCOL;
+
+  const images: (ImageSource | undefined)[] = [];
+  let extractor: Extractor | undefined;
+  let real: ResolvedSource;
+  let fake: ResolvedSource;
+  try {
+    for (const [i, spec] of specs.entries()) {
+      images.push(stats[i] ? undefined : await openImageSource(spec, { limit: opts.limit, seed: opts.seed }));
+    }
+    if (!opts.force) refuseBeforeExtracting(specs, stats, protocol);
+    if (images.some(Boolean)) extractor = await openExtractor({ ...opts, protocol });
+    const resolve = (i: 0 | 1, side: "real" | "fake") =>
+      stats[i] ??
+      extractSource(specs[i], images[i]!, extractor!, { onProgress: (done, total) => opts.onProgress?.(side, done, total) });
+    real = await resolve(0, "real");
+    fake = await resolve(1, "fake");
+  } finally {
+    await extractor?.close();
+    for (const source of images) await source?.close();
+  }
+
+  if (!opts.force) assertComparable(real, fake);
+  const d1 = real.gaussian.mu.length;
+  const d2 = fake.gaussian.mu.length;
+  if (d1 !== d2) {
+    throw new DiffevalError("E_STATS_DIM", `dimension mismatch: ${real.spec} has ${d1}-d features, ${fake.spec} has ${d2}-d`);
+  }
+  return {
+    real,
+    fake,
+    protocol: real.meta.protocol ?? fake.meta.protocol ?? protocol,
+    weightsSha256: String(real.meta.weights_sha256 ?? fake.meta.weights_sha256 ?? "unknown"),
+    device: extractor?.device,
+    onnxPath: extractor?.model.onnxPath,
+  };
+}
+
+/** A stats file against images: refuse a protocol or dimension mismatch before the slow part. */
+function refuseBeforeExtracting(specs: readonly string[], stats: (ResolvedSource | undefined)[], protocol: string): void {
+  const [i, j] = stats[0] ? [0, 1] : [1, 0];
+  const known = stats[i];
+  if (!known || stats[j]) return;
+  assertComparable(known, { spec: specs[j], meta: { protocol } });
+  const d = known.gaussian.mu.length;
+  if (d !== POOL3_DIM) {
+    throw new DiffevalError("E_STATS_DIM", `${known.spec} holds ${d}-d statistics; ${specs[j]} would give ${POOL3_DIM}-d Inception features`);
+  }
+}
+
+/** Refuses to compare statistics made under different protocols or weights (E_PROTOCOL_MISMATCH). */
+export function assertComparable(a: Pick<ResolvedSource, "spec" | "meta">, b: Pick<ResolvedSource, "spec" | "meta">): void {
+  for (const key of ["protocol", "weights_sha256"] as const) {
+    const x = a.meta[key];
+    const y = b.meta[key];
+    if (x !== undefined && y !== undefined && x !== y) {
+      throw new DiffevalError(
+        "E_PROTOCOL_MISMATCH",
+        `${a.spec} was computed with ${key} ${x}, ${b.spec} with ${y}: the FID would not be comparable to anything. ` +
+          `Recompute one side with matching settings, or pass --force to compare anyway.`,
+      );
+    }
+  }
+}
