@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: every benchmark, one JSON file (bench-results/bench.json, or $BENCH_OUT).
- * Select some with BENCH_ONLY=convert,stats,preprocess,features.
+ * Select some with BENCH_ONLY=convert,stats,preprocess,features,metrics.
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -8,6 +8,7 @@ import path from "node:path";
 import { VERSION } from "../src/version.js";
 import { benchConvert } from "./convert.js";
 import { benchFeatures } from "./features.js";
+import { benchMetrics } from "./metrics.js";
 import { benchPreprocess } from "./preprocess.js";
 import { benchStats } from "./stats.js";
 
@@ -16,6 +17,7 @@ const BENCHES: Record<string, () => Promise<Record<string, unknown>>> = {
   preprocess: benchPreprocess,
   stats: benchStats,
   features: benchFeatures,
+  metrics: benchMetrics,
 };
 
 async function main(): Promise<void> {

@@ -17,3 +17,14 @@ export { frechetDistance, frechetDistanceFromFeatures } from "./stats/frechet.js
 export { readStateDict } from "./models/pth.js";
 export { buildInceptionOnnx } from "./models/inception-onnx.js";
 export { resolveInceptionModel, convertWeightsFile } from "./models/resolve-model.js";
+export { computeMetrics, METRIC_NAMES, type MetricName, type MetricsOptions, type MetricsResult } from "./evaluate.js";
+export { kid } from "./metrics/kid.js";
+export { inceptionScore } from "./metrics/inception-score.js";
+export { prdc } from "./metrics/prdc.js";
+export { vendiScore } from "./metrics/vendi.js";
+export { meanPairwiseDistance, byGroup } from "./metrics/diversity.js";
+export { msSsim, msSsimDiversity } from "./metrics/ms-ssim.js";
+export { gaussianity } from "./metrics/gaussianity.js";
+export { bootstrapIntervals } from "./metrics/bootstrap.js";
+export { fidInfinity } from "./metrics/fid-infinity.js";
+export { createAccumulator, accumulate, mergeAccumulators, finalizeGaussian } from "./stats/gaussian.js";

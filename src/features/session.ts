@@ -67,6 +67,9 @@ function createSession(model: string | Uint8Array, device: ResolvedDevice): Prom
     graphOptimizationLevel: "all",
     // Failed provider probes are reported by us in one line; keep onnxruntime's own log quiet.
     logSeverityLevel: 3,
+    // Between batches the worker threads decode and resize the next images; onnxruntime's pool
+    // threads would otherwise keep spinning after each run and take those cores.
+    extra: { session: { intra_op: { allow_spinning: "0" } } },
   };
   return typeof model === "string" ? ort.InferenceSession.create(model, options) : ort.InferenceSession.create(model, options);
 }
