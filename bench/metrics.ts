@@ -11,6 +11,7 @@ import { kid } from "../src/metrics/kid.js";
 import { prdc } from "../src/metrics/prdc.js";
 import { ortStatus } from "../src/stats/ort-float64.js";
 import type { FeatureMatrix } from "../src/types.js";
+import { xorshift32 } from "../test/helpers/xorshift.js";
 
 const N = Number(process.env.BENCH_METRICS_N ?? 10_000);
 const D = Number(process.env.BENCH_METRICS_D ?? 2048);
@@ -58,16 +59,12 @@ function peakRssMb(): number {
  * averages of ReLUs): x_j = exp(-2 j / d) * u + shift, u uniform in [0, 1).
  */
 function benchFeatures(n: number, d: number, seed: number, shift: number): FeatureMatrix {
-  let s = (seed * 2654435761) >>> 0 || 1;
+  const next = xorshift32(seed * 2654435761);
   const data = new Float32Array(n * d);
   const scale = Float32Array.from({ length: d }, (_, j) => Math.exp((-2 * j) / d));
   for (let r = 0; r < n; r++) {
     for (let j = 0; j < d; j++) {
-      s ^= s << 13;
-      s >>>= 0;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      s >>>= 0;
+      const s = next();
       data[r * d + j] = scale[j] * (s / 4294967296) + shift;
     }
   }

@@ -16,6 +16,7 @@ import { frechetDistanceDetails, traceSqrtProduct } from "../src/stats/frechet.j
 import { fitGaussian } from "../src/stats/gaussian.js";
 import { ortStatus } from "../src/stats/ort-float64.js";
 import type { FeatureMatrix } from "../src/types.js";
+import { xorshift32 } from "../test/helpers/xorshift.js";
 
 const D = Number(process.env.BENCH_STATS_D ?? 2048);
 const N = Number(process.env.BENCH_STATS_N ?? 5000);
@@ -60,13 +61,9 @@ function timed<T>(fn: () => T): { value: T; seconds: number } {
  * x_j = scale_j * |z_j + 0.5 z_{j-1}| + shift, from a seeded xorshift generator.
  */
 export function syntheticFeatures(n: number, d: number, seed: number, shift: number): FeatureMatrix {
-  let s = (seed * 2654435761) >>> 0 || 1;
+  const next = xorshift32(seed * 2654435761);
   const uniform = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
+    const s = next();
     return (s + 0.5) / 4294967296;
   };
   const normal = () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());

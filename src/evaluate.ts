@@ -17,11 +17,10 @@ import { prdc } from "./metrics/prdc.js";
 import { vendiScore } from "./metrics/vendi.js";
 import { readOnnxInitializer } from "./models/onnx-metadata.js";
 import type { ResolvedSource } from "./io/resolve-source.js";
-import { resolveSourcePair, type SourcePairOptions } from "./source-pair.js";
+import { provenance, resolveSourcePair, type Provenance, type SourcePairOptions } from "./source-pair.js";
 import { frechetDistanceDetails, frechetDistanceFromFeatures } from "./stats/frechet.js";
 import { gemm } from "./stats/gemm.js";
 import type { FeatureMatrix } from "./types.js";
-import { VERSION } from "./version.js";
 
 export const METRIC_NAMES = ["fid", "kid", "is", "pr", "dc", "sfid", "vendi", "pairwise", "msssim", "gauss", "fidinf"] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
@@ -47,19 +46,10 @@ export interface MetricsOptions extends SourcePairOptions {
   warn?: (line: string) => void;
 }
 
-export interface MetricsResult {
+export interface MetricsResult extends Provenance {
   metrics: Record<string, Estimate | Record<string, unknown>>;
-  protocol: string;
-  weights_sha256: string;
-  n_real: number;
-  n_fake: number;
-  real: string;
-  fake: string;
-  seconds: number;
-  version: string;
   /** Metrics that could not be computed, and why. */
   skipped: Record<string, string>;
-  device?: string;
 }
 
 export function parseMetricList(list: string): MetricName[] {
@@ -152,19 +142,7 @@ export async function computeMetrics(opts: MetricsOptions): Promise<MetricsResul
   if ((opts.bootstrap ?? 0) > 0) addBootstrap(out, real, fake, want, opts, seed, skipped);
 
   for (const [metric, why] of Object.entries(skipped)) opts.warn?.(`warning: ${metric} skipped: ${why}`);
-  return {
-    metrics: out,
-    protocol: pair.protocol,
-    weights_sha256: pair.weightsSha256,
-    n_real: real.gaussian.n,
-    n_fake: fake.gaussian.n,
-    real: opts.real,
-    fake: opts.fake,
-    seconds: (performance.now() - t0) / 1000,
-    version: VERSION,
-    skipped,
-    device: pair.device,
-  };
+  return { metrics: out, skipped, ...provenance(pair, t0) };
 }
 
 /**

@@ -9,6 +9,7 @@ import { DEFAULT_PROTOCOL, openExtractor, type Extractor, type ExtractorOptions 
 import { POOL3_DIM } from "./features/inception-runner.js";
 import { extractSource, isStatsFile, loadStatsFile, type ResolvedSource } from "./io/resolve-source.js";
 import { openImageSource, type ImageSource } from "./io/sources.js";
+import { VERSION } from "./version.js";
 
 export interface SourcePairOptions extends ExtractorOptions {
   real: string;
@@ -29,6 +30,40 @@ export interface SourcePair {
   device?: string;
   /** The ONNX model used (absent when both sides are stats files). */
   onnxPath?: string;
+}
+
+/** What every comparison result records, so that two numbers are never compared across settings. */
+export interface Provenance {
+  protocol: string;
+  weights_sha256: string;
+  /** Image counts; null for a stats file that does not record its n (pytorch-fid's). */
+  n_real: number | null;
+  n_fake: number | null;
+  real: string;
+  fake: string;
+  /** Wall-clock seconds, source resolution and feature extraction included. */
+  seconds: number;
+  version: string;
+  device?: string;
+}
+
+export function provenance(pair: SourcePair, startedAt: number): Provenance {
+  return {
+    protocol: pair.protocol,
+    weights_sha256: pair.weightsSha256,
+    n_real: pair.real.gaussian.n || null,
+    n_fake: pair.fake.gaussian.n || null,
+    real: pair.real.spec,
+    fake: pair.fake.spec,
+    seconds: (performance.now() - startedAt) / 1000,
+    version: VERSION,
+    ...(pair.device ? { device: pair.device } : {}),
+  };
+}
+
+/** Provenance as printed in JSON (seconds rounded to ms). */
+export function provenanceJson(p: Provenance): Record<string, unknown> {
+  return { ...p, seconds: Number(p.seconds.toFixed(3)) };
 }
 
 export async function resolveSourcePair(opts: SourcePairOptions): Promise<SourcePair> {

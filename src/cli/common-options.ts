@@ -3,6 +3,7 @@ import { Command, Option } from "commander";
 import { DiffevalError } from "../errors.js";
 import type { ExtractorOptions } from "../features/extractor.js";
 import { parseDevice } from "../features/session.js";
+import type { Provenance } from "../source-pair.js";
 
 export interface ExtractionFlags {
   protocol?: string;
@@ -67,4 +68,11 @@ export function reportSkipped(spec: string, skipped: { name: string; message: st
   process.stderr.write(`warning: ${spec}: skipped ${skipped.length} undecodable image(s):\n`);
   for (const s of skipped.slice(0, 10)) process.stderr.write(`  ${s.message}\n`);
   if (skipped.length > 10) process.stderr.write(`  ... and ${skipped.length - 10} more\n`);
+}
+
+/** The line under every comparison: what the number was computed with. */
+export function provenanceLine(p: Provenance, note = ""): string {
+  const weights = p.weights_sha256 === "unknown" ? "unknown weights" : `weights ${p.weights_sha256.slice(0, 12)}`;
+  const n = (v: number | null) => (v === null ? "unknown" : String(v));
+  return `protocol ${p.protocol}, ${weights}, n_real ${n(p.n_real)}, n_fake ${n(p.n_fake)}${note}, ${p.seconds.toFixed(1)} s\n`;
 }

@@ -1,7 +1,8 @@
 /** `diffeval fid --real A --fake B`: the main job. */
 import { Command } from "commander";
 import { computeFid, type FidResult } from "../fid.js";
-import { addExtractionOptions, extractorOptions, subsetOptions, type ExtractionFlags } from "./common-options.js";
+import { provenanceJson } from "../source-pair.js";
+import { addExtractionOptions, extractorOptions, provenanceLine, subsetOptions, type ExtractionFlags } from "./common-options.js";
 import { imageProgress } from "./image-progress.js";
 
 interface FidFlags extends ExtractionFlags {
@@ -37,28 +38,12 @@ export function fidCommand(): Command {
 }
 
 function jsonResult(r: FidResult): Record<string, unknown> {
-  return {
-    fid: r.fid,
-    protocol: r.protocol,
-    weights_sha256: r.weights_sha256,
-    n_real: r.n_real,
-    n_fake: r.n_fake,
-    real: r.real,
-    fake: r.fake,
-    seconds: Number(r.seconds.toFixed(3)),
-    version: r.version,
-    route: r.route,
-    skipped_real: r.skipped.real,
-    skipped_fake: r.skipped.fake,
-    ...(r.device ? { device: r.device } : {}),
-  };
+  const { fid, route, skipped, ...rest } = r;
+  return { fid, ...provenanceJson(rest), route, skipped_real: skipped.real, skipped_fake: skipped.fake };
 }
 
 function humanResult(r: FidResult): string {
-  const weights = r.weights_sha256 === "unknown" ? "unknown weights" : `weights ${r.weights_sha256.slice(0, 12)}`;
-  const small = Math.min(r.n_real, r.n_fake) < 2048 ? " (fewer images than the 2048 feature dimensions: FID is biased upwards at small n)" : "";
-  return (
-    `FID  ${r.fid.toFixed(4)}\n` +
-    `protocol ${r.protocol}, ${weights}, n_real ${r.n_real}, n_fake ${r.n_fake}${small}, ${r.seconds.toFixed(1)} s\n`
-  );
+  const smallest = Math.min(r.n_real ?? Infinity, r.n_fake ?? Infinity);
+  const note = smallest < 2048 ? " (fewer images than the 2048 feature dimensions: FID is biased upwards at small n)" : "";
+  return `FID  ${r.fid.toFixed(4)}\n${provenanceLine(r, note)}`;
 }

@@ -3,7 +3,8 @@ import { readFile } from "node:fs/promises";
 import { Command } from "commander";
 import { DiffevalError } from "../errors.js";
 import { computeMetrics, DEFAULT_METRICS, METRIC_NAMES, parseMetricList, type MetricsResult } from "../evaluate.js";
-import { addExtractionOptions, extractorOptions, positiveInt, subsetOptions, type ExtractionFlags } from "./common-options.js";
+import { provenanceJson } from "../source-pair.js";
+import { addExtractionOptions, extractorOptions, positiveInt, provenanceLine, subsetOptions, type ExtractionFlags } from "./common-options.js";
 import { imageProgress } from "./image-progress.js";
 
 interface MetricsFlags extends ExtractionFlags {
@@ -65,19 +66,8 @@ export function metricsCommand(): Command {
 }
 
 function jsonResult(r: MetricsResult): Record<string, unknown> {
-  return {
-    ...r.metrics,
-    protocol: r.protocol,
-    weights_sha256: r.weights_sha256,
-    n_real: r.n_real,
-    n_fake: r.n_fake,
-    real: r.real,
-    fake: r.fake,
-    seconds: Number(r.seconds.toFixed(3)),
-    version: r.version,
-    ...(Object.keys(r.skipped).length ? { skipped: r.skipped } : {}),
-    ...(r.device ? { device: r.device } : {}),
-  };
+  const { metrics, skipped, ...rest } = r;
+  return { ...metrics, ...provenanceJson(rest), ...(Object.keys(skipped).length ? { skipped } : {}) };
 }
 
 /** One aligned row per number: metric, value, ± std, 95% interval. */
@@ -101,8 +91,7 @@ export function humanTable(r: MetricsResult): string {
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
   const lines = rows.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join("  ").trimEnd());
-  const weights = r.weights_sha256 === "unknown" ? "unknown weights" : `weights ${r.weights_sha256.slice(0, 12)}`;
-  return `${lines.join("\n")}\nprotocol ${r.protocol}, ${weights}, n_real ${r.n_real}, n_fake ${r.n_fake}, ${r.seconds.toFixed(1)} s\n`;
+  return `${lines.join("\n")}\n${provenanceLine(r)}`;
 }
 
 async function readGroups(file: string): Promise<Map<string, string>> {

@@ -6,6 +6,7 @@ import { readNpz, readStatsNpz, writeNpz, writeStatsNpz } from "../../src/io/npz
 import { fitGaussian } from "../../src/stats/gaussian.js";
 import { loadNpy, maxAbsDiff } from "../helpers/arrays.js";
 import { fixture } from "../helpers/fixtures.js";
+import { codeOf } from "../helpers/errors.js";
 
 const STORED = "stats_d64_real_savez.npz";
 const DEFLATED = "stats_d64_real_savez_compressed.npz";
@@ -32,14 +33,6 @@ function npyBytes(header: string, payload: Uint8Array, version = 1): Uint8Array 
   return out;
 }
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
-}
 
 describe("readNpz", () => {
   it("reads np.savez (stored) and np.savez_compressed (deflated) statistics to the same arrays", () => {

@@ -4,6 +4,7 @@ import { setOrtDisabled } from "../../src/stats/ort-float64.js";
 import type { FeatureMatrix } from "../../src/types.js";
 import { loadNpy } from "../helpers/arrays.js";
 import { expectedJson, fixture } from "../helpers/fixtures.js";
+import { xorshift32 } from "../helpers/xorshift.js";
 
 const expected = expectedJson();
 
@@ -14,14 +15,10 @@ function features(protocol: string, side: "real" | "fake"): FeatureMatrix {
 
 /** Seeded xorshift uniforms in [0, scale) + shift. */
 function uniformFeatures(n: number, d: number, seed: number, shift = 0, scale = 1): FeatureMatrix {
-  let s = seed >>> 0 || 1;
+  const next = xorshift32(seed);
   const data = new Float32Array(n * d);
   for (let i = 0; i < data.length; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
+    const s = next();
     data[i] = shift + (scale * s) / 4294967296;
   }
   return { n, d, data };

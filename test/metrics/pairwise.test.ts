@@ -2,17 +2,14 @@ import { describe, expect, it } from "vitest";
 import { forEachDistanceBlock, gramMatrices, kthNearestDistances, squaredNorms } from "../../src/metrics/pairwise.js";
 import { setOrtDisabled } from "../../src/stats/ort-float64.js";
 import type { FeatureMatrix } from "../../src/types.js";
+import { xorshift32 } from "../helpers/xorshift.js";
 
 /** Seeded xorshift uniforms in [0, 1) + shift. */
 function uniformFeatures(n: number, d: number, seed: number, shift = 0): FeatureMatrix {
-  let s = seed >>> 0 || 1;
+  const next = xorshift32(seed);
   const data = new Float32Array(n * d);
   for (let i = 0; i < data.length; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
+    const s = next();
     data[i] = shift + s / 4294967296;
   }
   return { n, d, data };

@@ -3,16 +3,13 @@ import { choleskyUpper, choleskyUpperRegisters, pivotedCholeskyUpper, pivotToler
 import { gemmJs } from "../../src/stats/gemm.js";
 import { ortAvailable, ortExecute } from "../../src/stats/ort-float64.js";
 import { maxAbsDiff } from "../helpers/arrays.js";
+import { xorshift32 } from "../helpers/xorshift.js";
 
 /** X^T X for a seeded random rank x n matrix X: positive semi-definite of rank min(rank, n). */
 function gram(n: number, rank: number, seed: number): Float64Array {
-  let s = seed >>> 0 || 1;
+  const next = xorshift32(seed);
   const x = new Float64Array(rank * n).map(() => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
+    const s = next();
     return s / 4294967296 - 0.5;
   });
   return gemmJs({ rows: rank, cols: n, data: x }, { rows: rank, cols: n, data: x }, { transA: true }).data;

@@ -11,6 +11,8 @@ import { setOrtDisabled } from "../../src/stats/ort-float64.js";
 import type { FeatureMatrix, Gaussian } from "../../src/types.js";
 import { loadNpy } from "../helpers/arrays.js";
 import { expectedJson, fixture } from "../helpers/fixtures.js";
+import { xorshift32 } from "../helpers/xorshift.js";
+import { codeOf } from "../helpers/errors.js";
 
 const PROTOCOLS = ["legacy_pytorch", "clean", "legacy_tensorflow"] as const;
 const expected = expectedJson();
@@ -22,13 +24,9 @@ function fixtureFeatures(protocol: string, side: "real" | "fake"): FeatureMatrix
 
 /** Seeded xorshift normals, mixed across neighbouring columns so the covariance is not diagonal. */
 function features(n: number, d: number, seed: number, offset = 0): FeatureMatrix {
-  let s = seed >>> 0 || 1;
+  const next = xorshift32(seed);
   const u = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
+    const s = next();
     return (s + 0.5) / 4294967296;
   };
   const data = new Float32Array(n * d);
@@ -67,14 +65,6 @@ function eighReference(g1: Gaussian, g2: Gaussian): number {
   return mean + t1 + t2 - 2 * traceSqrt;
 }
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
-}
 
 afterEach(() => setOrtDisabled(false));
 

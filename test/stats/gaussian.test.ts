@@ -3,16 +3,14 @@ import { accumulate, createAccumulator, finalizeGaussian, fitGaussian, mergeAccu
 import { setOrtDisabled } from "../../src/stats/ort-float64.js";
 import type { FeatureMatrix, Gaussian } from "../../src/types.js";
 import { maxAbsDiff } from "../helpers/arrays.js";
+import { xorshift32 } from "../helpers/xorshift.js";
+import { codeOf } from "../helpers/errors.js";
 
 /** Seeded xorshift normals as float32 rows: offset + scale * z. */
 function features(n: number, d: number, seed: number, offset = 0, scale = 1): FeatureMatrix {
-  let s = seed >>> 0 || 1;
+  const next = xorshift32(seed);
   const u = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
+    const s = next();
     return (s + 0.5) / 4294967296;
   };
   const data = new Float32Array(n * d);
@@ -44,14 +42,6 @@ function relDiff(a: Float64Array, b: Float64Array): number {
   return maxAbsDiff(a, b) / Math.max(...b.map(Math.abs));
 }
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
-}
 
 afterEach(() => setOrtDisabled(false));
 

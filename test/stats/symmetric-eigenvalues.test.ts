@@ -6,15 +6,12 @@ import { setOrtDisabled } from "../../src/stats/ort-float64.js";
 import { symmetricEigenvalues } from "../../src/stats/symmetric-eigenvalues.js";
 import { tridiagonalEigenvalues } from "../../src/stats/tridiagonal-eigenvalues.js";
 import { maxAbsDiff } from "../helpers/arrays.js";
+import { xorshift32 } from "../helpers/xorshift.js";
 
 function randomSymmetric(n: number, seed: number): Float64Array {
-  let s = seed >>> 0 || 1;
+  const next = xorshift32(seed);
   const u = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
+    const s = next();
     return s / 4294967296 - 0.5;
   };
   const a = new Float64Array(n * n);
