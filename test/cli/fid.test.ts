@@ -144,3 +144,12 @@ describe("the eval / fid bins", () => {
     expect(Math.abs(JSON.parse(stdout).fid - expectedJson().fid_clean_pytorch_fid_formula)).toBeLessThan(1e-4);
   });
 });
+
+describe("usage errors", () => {
+  it("exit 2 with commander's message, in subcommands too", async () => {
+    const r = await runCli(["fid", "--real", real]);
+    expect(r.code).toBe(2);
+    const m = await runCli(["model", "convert", "--weights", "x.pth"]);
+    expect(m.code).toBe(2);
+  });
+});
