@@ -23,7 +23,7 @@ export async function benchFeatures(): Promise<Record<string, number | string>> 
   const dir = await make256Images(IMAGES);
   const result: Record<string, number | string> = { images: IMAGES };
   try {
-    for (const batchSize of [16, 32]) {
+    for (const batchSize of [1, 16, 32]) {
       const extractor = await openExtractor({ weights: model, device, batchSize, cache: false, protocol: "clean" });
       const source = await openImageSource(dir);
       const t0 = performance.now();
