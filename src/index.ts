@@ -28,3 +28,4 @@ export { gaussianity } from "./metrics/gaussianity.js";
 export { bootstrapIntervals } from "./metrics/bootstrap.js";
 export { fidInfinity } from "./metrics/fid-infinity.js";
 export { createAccumulator, accumulate, mergeAccumulators, finalizeGaussian } from "./stats/gaussian.js";
+export { gateReport, parseResults, parseRule, parseRulesFile, junitXml, gateMarkdown, gateTable } from "./gate/index.js";

@@ -1,11 +1,13 @@
 /** The `diffeval` program: its commands, and the mapping of outcomes to exit codes. */
 import { Command } from "commander";
 import { VERSION } from "../version.js";
+import { isDiffevalError } from "../errors.js";
 import { featuresCommand } from "./features.js";
+import { gateCommand } from "./gate.js";
 import { fidCommand } from "./fid.js";
 import { metricsCommand } from "./metrics.js";
 import { modelCommand } from "./model.js";
-import { reportError } from "./run-command.js";
+import { EXIT_FAILED_GATE, reportError } from "./run-command.js";
 import { statsCommand } from "./stats.js";
 
 export function buildProgram(): Command {
@@ -17,6 +19,7 @@ export function buildProgram(): Command {
   program.addCommand(metricsCommand());
   program.addCommand(statsCommand());
   program.addCommand(featuresCommand());
+  program.addCommand(gateCommand());
   program.addCommand(modelCommand());
   return program;
 }
@@ -37,6 +40,8 @@ export async function main(argv: string[]): Promise<number> {
     // commander has already printed its own message for usage errors, --help and --version.
     if (code === "commander.helpDisplayed" || code === "commander.version" || code === "commander.help") return 0;
     if (typeof code === "string" && code.startsWith("commander.")) return 2;
+    // The gate has printed its table and verdicts: a regression is exit 1, not an input error.
+    if (isDiffevalError(e, "E_GATE_FAILED")) return EXIT_FAILED_GATE;
     return reportError(e);
   }
 }
