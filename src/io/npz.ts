@@ -60,14 +60,34 @@ export interface StatsFile {
  * record the sample count.
  */
 export function readStatsNpz(buf: Uint8Array, name: string): StatsFile {
-  const arrays = readNpz(buf, name);
-  const mu = arrays.get("mu");
-  const sigma = arrays.get("sigma");
+  return statsFromArrays(readNpz(buf, name), name);
+}
+
+/** Which arrays of an npz hold the statistics (guided-diffusion's reference batches also have `mu_s`/`sigma_s`). */
+export interface StatsKeys {
+  mu: string;
+  sigma: string;
+}
+
+export const DEFAULT_STATS_KEYS: StatsKeys = { mu: "mu", sigma: "sigma" };
+
+/**
+ * The statistics among already-read arrays (see readStatsNpz). `allKeys` lists every array of the
+ * file for the error message when the wanted ones are missing (default: the keys of `arrays`).
+ */
+export function statsFromArrays(
+  arrays: Map<string, NpyArray>,
+  name: string,
+  keys: StatsKeys = DEFAULT_STATS_KEYS,
+  allKeys: string[] = [...arrays.keys()],
+): StatsFile {
+  const mu = arrays.get(keys.mu);
+  const sigma = arrays.get(keys.sigma);
   if (mu === undefined || sigma === undefined) {
-    const found = [...arrays.keys()].map((k) => `'${k}'`).join(", ") || "none";
+    const found = allKeys.map((k) => `'${k}'`).join(", ") || "none";
     throw new DiffevalError(
       "E_STATS_FORMAT",
-      `${name}: a statistics file needs arrays 'mu' and 'sigma' (as pytorch-fid's --save-stats writes); found ${found}`,
+      `${name}: a statistics file needs arrays '${keys.mu}' and '${keys.sigma}' (as pytorch-fid's --save-stats writes); found ${found}`,
     );
   }
   const d = mu.shape[0];
@@ -80,8 +100,8 @@ export function readStatsNpz(buf: Uint8Array, name: string): StatsFile {
   const meta = readMeta(arrays.get("meta"), name);
   const gaussian: Gaussian = {
     n: typeof meta?.n === "number" ? meta.n : 0,
-    mu: finiteFloat64(mu, `${name}[mu]`),
-    sigma: finiteFloat64(sigma, `${name}[sigma]`),
+    mu: finiteFloat64(mu, `${name}[${keys.mu}]`),
+    sigma: finiteFloat64(sigma, `${name}[${keys.sigma}]`),
   };
   return meta === undefined ? { gaussian } : { gaussian, meta };
 }

@@ -4,13 +4,14 @@
  * Every command works on what this returns, never on the kind of source.
  */
 import { existsSync, statSync } from "node:fs";
-import { readFile } from "node:fs/promises";
-import { DiffevalError } from "../errors.js";
+import { DiffevalError, isDiffevalError } from "../errors.js";
 import type { Extractor } from "../features/extractor.js";
+import { findReference, loadManifest, manifestPath } from "../reference/manifest.js";
+import { loadReference, type LoadReferenceOptions } from "../reference/load.js";
 import { fitGaussian } from "../stats/gaussian.js";
 import type { FeatureMatrix, Gaussian } from "../types.js";
-import { readStatsNpz } from "./npz.js";
-import type { ImageSource } from "./sources.js";
+import { readStatsFile } from "./npz-file.js";
+import { openImageSource, type ImageSource, type ImageSourceOptions } from "./sources.js";
 
 /** What a stats file written by `diffeval stats` says about how it was made. */
 export interface StatsMeta {
@@ -42,10 +43,41 @@ export function isStatsFile(spec: string): boolean {
   return /\.npz$/i.test(spec) && existsSync(spec) && statSync(spec).isFile();
 }
 
+/** Reads only `mu`, `sigma` and `meta` from the file (a guided-diffusion batch's `arr_0` images stay unread). */
 export async function loadStatsFile(spec: string): Promise<ResolvedSource> {
-  const buf = await readFile(spec);
-  const { gaussian, meta } = readStatsNpz(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), spec);
+  const { gaussian, meta } = await readStatsFile(spec);
   return { spec, kind: "stats", gaussian, skipped: [], meta: (meta ?? {}) as StatsMeta };
+}
+
+/**
+ * A name from the reference-statistics manifest (`diffeval stats list`). An existing path always
+ * wins, so a folder that happens to share a name is still read as images.
+ */
+export function isReferenceName(spec: string, env: Record<string, string | undefined> = process.env): boolean {
+  return !existsSync(spec) && findReference(loadManifest(manifestPath(env)), spec) !== undefined;
+}
+
+/** The cached (fetched on demand) statistics of a manifest entry, with the entry's protocol as meta. */
+export async function loadReferenceSource(spec: string, opts: LoadReferenceOptions = {}): Promise<ResolvedSource> {
+  const { gaussian, meta } = await loadReference(spec, opts);
+  return { spec, kind: "stats", gaussian, skipped: [], meta: meta as StatsMeta };
+}
+
+/** openImageSource, saying when a missing source is not a reference name either (a typo in a name). */
+export async function openImageSide(spec: string, opts: ImageSourceOptions = {}): Promise<ImageSource> {
+  try {
+    return await openImageSource(spec, opts);
+  } catch (e) {
+    if (!isDiffevalError(e, "E_SOURCE") || existsSync(spec) || /[\\/]/.test(spec)) throw e;
+    throw new DiffevalError("E_SOURCE", `${e.message}, nor a reference statistics name ('diffeval stats list' shows them)`, { cause: e });
+  }
+}
+
+/** A side that is statistics (a stats file or a reference name), resolved; undefined for image sources. */
+export async function resolveStatsSource(spec: string, opts: LoadReferenceOptions = {}): Promise<ResolvedSource | undefined> {
+  if (isStatsFile(spec)) return loadStatsFile(spec);
+  if (isReferenceName(spec, opts.env)) return loadReferenceSource(spec, opts);
+  return undefined;
 }
 
 export interface ExtractSourceOptions {

@@ -27,6 +27,13 @@ export interface DownloadOptions {
   sha256?: string;
   /** Expected leading hex digits of the sha256 (when only the hub-style prefix is known). */
   sha256Prefix?: string;
+  /**
+   * No published hash to check against (a reference statistics file whose sha256 could not be
+   * confirmed): the file is saved as downloaded and the caller must report it as unverified.
+   */
+  unverified?: boolean;
+  /** The alternative offered after "download URL yourself and save it as DEST," (default: the --weights advice). */
+  manualHint?: string;
   onProgress?: ProgressCallback;
   /** Redirects followed before giving up (default 10). */
   maxRedirects?: number;
@@ -45,7 +52,7 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const OFFLINE_CODES = new Set(["ENOTFOUND", "ECONNREFUSED", "EAI_AGAIN", "ENETUNREACH", "EHOSTUNREACH"]);
 
 export async function downloadVerified(opts: DownloadOptions): Promise<DownloadResult> {
-  if (opts.sha256 === undefined && opts.sha256Prefix === undefined) {
+  if (opts.sha256 === undefined && opts.sha256Prefix === undefined && !opts.unverified) {
     throw new DiffevalError("E_INTERNAL", `downloadVerified(${opts.url}): no expected sha256 or prefix given`);
   }
   const dir = path.dirname(opts.dest);
@@ -54,7 +61,7 @@ export async function downloadVerified(opts: DownloadOptions): Promise<DownloadR
   try {
     const res = await getFollowingRedirects(opts);
     const { sha256, bytes } = await saveHashing(res, tmp, opts);
-    checkHash(sha256, opts);
+    if (!opts.unverified) checkHash(sha256, opts);
     await rename(tmp, opts.dest);
     await syncDir(dir);
     return { path: opts.dest, sha256, bytes };
@@ -168,10 +175,8 @@ function downloadFailure(opts: DownloadOptions, reason: string, cause?: unknown)
 
 /** Every download error says where a hand-downloaded copy goes, or how to point at one. */
 function manualHint(opts: DownloadOptions): string {
-  return (
-    `download ${opts.url} yourself (browser, curl) and save it as ${opts.dest}, ` +
-    `or pass --weights FILE (or set DIFFEVAL_WEIGHTS=FILE) to use a copy you already have.`
-  );
+  const alternative = opts.manualHint ?? "or pass --weights FILE (or set DIFFEVAL_WEIGHTS=FILE) to use a copy you already have.";
+  return `download ${opts.url} yourself (browser, curl) and save it as ${opts.dest}, ${alternative}`;
 }
 
 function asDownloadError(e: unknown, opts: DownloadOptions): DiffevalError {
