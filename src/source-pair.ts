@@ -1,5 +1,6 @@
 /**
- * The two sides of a comparison (real and fake), resolved once: stats files are read, image
+ * The two sides of a comparison (real and fake), resolved once: stats files and reference-statistics
+ * names (`diffeval stats list`, fetched into the cache on first use) are read, image
  * sources opened (so a typo fails before the network loads), features extracted through one
  * extractor shared by both sides. Statistics made under different protocols or weights are
  * refused (E_PROTOCOL_MISMATCH) unless `force`.
@@ -7,8 +8,9 @@
 import { DiffevalError } from "./errors.js";
 import { DEFAULT_PROTOCOL, openExtractor, type Extractor, type ExtractorOptions } from "./features/extractor.js";
 import { POOL3_DIM } from "./features/inception-runner.js";
-import { extractSource, isStatsFile, loadStatsFile, type ResolvedSource } from "./io/resolve-source.js";
-import { openImageSource, type ImageSource } from "./io/sources.js";
+import { extractSource, openImageSide, resolveStatsSource, type ResolvedSource } from "./io/resolve-source.js";
+import type { ImageSource } from "./io/sources.js";
+import { censusRecorder, type CensusPair } from "./robustness/format-census.js";
 import { VERSION } from "./version.js";
 
 export interface SourcePairOptions extends ExtractorOptions {
@@ -30,6 +32,8 @@ export interface SourcePair {
   device?: string;
   /** The ONNX model used (absent when both sides are stats files). */
   onnxPath?: string;
+  /** File formats of each image side (robustness/format-census.ts); stats-file sides have none. */
+  census: CensusPair;
 }
 
 /** What every comparison result records, so that two numbers are never compared across settings. */
@@ -45,6 +49,8 @@ export interface Provenance {
   seconds: number;
   version: string;
   device?: string;
+  /** File formats of the image sides, present when at least one side is images. */
+  census?: CensusPair;
 }
 
 export function provenance(pair: SourcePair, startedAt: number): Provenance {
@@ -58,6 +64,7 @@ export function provenance(pair: SourcePair, startedAt: number): Provenance {
     seconds: (performance.now() - startedAt) / 1000,
     version: VERSION,
     ...(pair.device ? { device: pair.device } : {}),
+    ...(pair.census.real || pair.census.fake ? { census: pair.census } : {}),
   };
 }
 
@@ -68,22 +75,28 @@ export function provenanceJson(p: Provenance): Record<string, unknown> {
 
 export async function resolveSourcePair(opts: SourcePairOptions): Promise<SourcePair> {
   const specs = [opts.real, opts.fake] as const;
-  const stats = await Promise.all(specs.map((s) => (isStatsFile(s) ? loadStatsFile(s) : undefined)));
+  // Stats files and reference-statistics names (fetched into the cache on first use).
+  const statsOpts = { log: opts.log, onProgress: opts.onDownloadProgress };
+  const stats = await Promise.all(specs.map((s) => resolveStatsSource(s, statsOpts)));
   const protocol = opts.protocol ?? stats.find((s) => s?.meta.protocol)?.meta.protocol ?? DEFAULT_PROTOCOL;
 
   const images: (ImageSource | undefined)[] = [];
   let extractor: Extractor | undefined;
   let real: ResolvedSource;
   let fake: ResolvedSource;
+  // The census reads the bytes the extraction reads anyway: no extra I/O.
+  const recorders = [censusRecorder(), censusRecorder()] as const;
   try {
     for (const [i, spec] of specs.entries()) {
-      images.push(stats[i] ? undefined : await openImageSource(spec, { limit: opts.limit, seed: opts.seed }));
+      images.push(stats[i] ? undefined : await openImageSide(spec, { limit: opts.limit, seed: opts.seed }));
     }
     if (!opts.force) refuseBeforeExtracting(specs, stats, protocol);
     if (images.some(Boolean)) extractor = await openExtractor({ ...opts, protocol });
     const resolve = (i: 0 | 1, side: "real" | "fake") =>
       stats[i] ??
-      extractSource(specs[i], images[i]!, extractor!, { onProgress: (done, total) => opts.onProgress?.(side, done, total) });
+      extractSource(specs[i], { ...images[i]!, items: recorders[i].watch(images[i]!.items) }, extractor!, {
+        onProgress: (done, total) => opts.onProgress?.(side, done, total),
+      });
     real = await resolve(0, "real");
     fake = await resolve(1, "fake");
   } finally {
@@ -104,6 +117,10 @@ export async function resolveSourcePair(opts: SourcePairOptions): Promise<Source
     weightsSha256: String(real.meta.weights_sha256 ?? fake.meta.weights_sha256 ?? "unknown"),
     device: extractor?.device,
     onnxPath: extractor?.model.onnxPath,
+    census: {
+      ...(images[0] ? { real: recorders[0].census() } : {}),
+      ...(images[1] ? { fake: recorders[1].census() } : {}),
+    },
   };
 }
 

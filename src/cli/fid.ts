@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { computeFid, type FidResult } from "../fid.js";
 import { provenanceJson } from "../source-pair.js";
 import { addExtractionOptions, extractorOptions, provenanceLine, subsetOptions, type ExtractionFlags } from "./common-options.js";
+import { warnFormatMix } from "./format-warning.js";
 import { imageProgress } from "./image-progress.js";
 
 interface FidFlags extends ExtractionFlags {
@@ -30,6 +31,7 @@ export function fidCommand(): Command {
       onProgress: (side, done, total) => progress.update(side, done, total),
     });
     progress.finish();
+    warnFormatMix(result, flags.real, flags.fake);
     for (const side of ["real", "fake"] as const) {
       if (result.skipped[side] > 0) process.stderr.write(`warning: ${side}: skipped ${result.skipped[side]} undecodable image(s)\n`);
     }

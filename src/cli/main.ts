@@ -4,6 +4,7 @@ import { VERSION } from "../version.js";
 import { isDiffevalError } from "../errors.js";
 import { featuresCommand } from "./features.js";
 import { gateCommand } from "./gate.js";
+import { jpegCommand } from "./jpeg.js";
 import { fidCommand } from "./fid.js";
 import { metricsCommand } from "./metrics.js";
 import { modelCommand } from "./model.js";
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   program.addCommand(metricsCommand());
   program.addCommand(statsCommand());
   program.addCommand(featuresCommand());
+  program.addCommand(jpegCommand());
   program.addCommand(gateCommand());
   program.addCommand(modelCommand());
   return program;

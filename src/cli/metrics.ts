@@ -5,6 +5,7 @@ import { DiffevalError } from "../errors.js";
 import { computeMetrics, DEFAULT_METRICS, METRIC_NAMES, parseMetricList, type MetricsResult } from "../evaluate.js";
 import { provenanceJson } from "../source-pair.js";
 import { addExtractionOptions, extractorOptions, positiveInt, provenanceLine, subsetOptions, type ExtractionFlags } from "./common-options.js";
+import { warnFormatMix } from "./format-warning.js";
 import { imageProgress } from "./image-progress.js";
 
 interface MetricsFlags extends ExtractionFlags {
@@ -61,6 +62,7 @@ export function metricsCommand(): Command {
       warn: (line) => process.stderr.write(`${line}\n`),
     });
     progress.finish();
+    warnFormatMix(result, flags.real, flags.fake);
     process.stdout.write(flags.json ? `${JSON.stringify(jsonResult(result))}\n` : humanTable(result));
   });
 }

@@ -37,7 +37,12 @@ export interface Extractor {
   device: ResolvedDevice;
   /** Worker threads preparing images (0: the calling thread). */
   threads: number;
-  extract(items: ImageItem[], onProgress?: (done: number, total: number) => void): Promise<ExtractedFeatures>;
+  /** `use.cache: false` keeps these items out of the on-disk cache (e.g. transient variants of a set). */
+  extract(
+    items: ImageItem[],
+    onProgress?: (done: number, total: number) => void,
+    use?: { cache?: boolean },
+  ): Promise<ExtractedFeatures>;
   close(): Promise<void>;
 }
 
@@ -75,8 +80,16 @@ export async function openExtractor(opts: ExtractorOptions = {}): Promise<Extrac
     model,
     device: opened.device,
     threads: preparer.threads,
-    extract: (items, onProgress) =>
-      extractFeatures(items, { run, preparer, outputs, batchSize: opts.batchSize, cache, skipBad: opts.skipBad, onProgress }),
+    extract: (items, onProgress, use = {}) =>
+      extractFeatures(items, {
+        run,
+        preparer,
+        outputs,
+        batchSize: opts.batchSize,
+        cache: use.cache === false ? undefined : cache,
+        skipBad: opts.skipBad,
+        onProgress,
+      }),
     async close() {
       await preparer.close();
       await opened.session.release();

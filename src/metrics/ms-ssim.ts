@@ -133,12 +133,13 @@ function halve(src: Float64Array, w: number, h: number): Float64Array {
 }
 
 /**
- * Mean SSIM and mean contrast-structure term over the valid region of one scale. The five
+ * Mean SSIM and mean contrast-structure term over the valid region of one scale (exported as the
+ * single-scale SSIM building block, robustness/image-similarity.ts). The five
  * filtered maps (mu_x, mu_y, E[x^2], E[y^2], E[xy]) come from a horizontal pass over the rows,
  * then a vertical pass whose results are consumed at once, so only five horizontal maps are held.
  * Both passes fold the window's symmetry (g[5 - t] = g[5 + t]).
  */
-function ssimAndCs(x: Float64Array, y: Float64Array, w: number, h: number): { ssim: number; cs: number } {
+export function ssimAndCs(x: Float64Array, y: Float64Array, w: number, h: number): { ssim: number; cs: number } {
   const half = WINDOW_SIZE >> 1;
   const g = WINDOW;
   const ow = w - WINDOW_SIZE + 1;
