@@ -1,0 +1,43 @@
+/**
+ * The one interface every image generator implements (command, a1111, comfyui, analytic, and
+ * later onnx-sd): one request in, one image's bytes out, with the parameters actually used.
+ *
+ * Guidance convention (state it everywhere): `cfgScale` is s in
+ *   eps = eps_uncond + s * (eps_cond - eps_uncond)
+ * = A1111 `cfg_scale` = ComfyUI `cfg` = diffusers `guidance_scale`; Ho & Salimans' w = s - 1.
+ * A negative prompt takes the unconditional slot. diffusers skips the unconditional pass when
+ * s <= 1; A1111 and ComfyUI do not (ComfyUI only at exactly 1.0).
+ */
+
+export interface GenerationRequest {
+  prompt: string;
+  /** "" means no negative prompt (the unconditional branch is the empty prompt / class prior). */
+  negativePrompt: string;
+  cfgScale: number;
+  seed: number;
+  steps: number;
+  width: number;
+  height: number;
+  /** Any other generator parameter swept as an axis (sampler, LoRA weight, ...), by name. */
+  extra: Record<string, string | number | boolean>;
+}
+
+export interface GeneratedImage {
+  /** Encoded image (PNG unless the generator returns another format). */
+  bytes: Uint8Array;
+  /** File extension matching `bytes`, without the dot ("png", "jpg", "webp"). */
+  format: string;
+  /** The parameters the generator reports it actually used (e.g. A1111's `all_seeds`). */
+  used: Partial<GenerationRequest> & Record<string, unknown>;
+}
+
+export interface Generator {
+  /** Short name recorded in results ("analytic", "a1111", "comfyui", "command"). */
+  readonly name: string;
+  /** How many requests may run at once (a server's concurrency limit; 1 for a local process). */
+  readonly concurrency: number;
+  generate(req: GenerationRequest, signal?: AbortSignal): Promise<GeneratedImage>;
+  /** Reference images the generator can supply itself (e.g. `analytic:real`), if any. */
+  reference?(count: number, seed: number): AsyncIterable<{ name: string; bytes: Uint8Array }>;
+  close?(): Promise<void>;
+}
