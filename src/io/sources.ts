@@ -12,10 +12,10 @@
  * - Hidden files and folders (names starting with ".") are skipped, as Python's glob skips them;
  *   in zips also `__MACOSX/` (macOS resource forks, which are not images).
  */
-import { open, readFile, readdir, realpath, stat, type FileHandle } from "node:fs/promises";
+import { open, readFile, readdir, realpath, stat } from "node:fs/promises";
 import path from "node:path";
-import { inflateSync } from "fflate";
 import { DiffevalError } from "../errors.js";
+import { openZip, type ZipEntryInfo } from "./zip.js";
 
 export interface ImageItem {
   /** Display path, relative to the source ('/'-separated). */
@@ -216,139 +216,28 @@ async function isZipFile(file: string): Promise<boolean> {
   }
 }
 
+/** Local file header signature: a zip archive not named .zip still starts with it. */
 const SIG_LOCAL = 0x04034b50;
-const SIG_CENTRAL = 0x02014b50;
-const SIG_EOCD = 0x06054b50;
-const SIG_EOCD64 = 0x06064b50;
-const SIG_EOCD64_LOCATOR = 0x07064b50;
-
-interface ZipEntry {
-  name: string;
-  method: number;
-  flags: number;
-  crc: number;
-  compressedSize: number;
-  size: number;
-  localOffset: number;
-}
 
 async function openZipSource(file: string): Promise<ImageSource> {
-  const fh = await open(file, "r");
+  const zip = await openZip(file, "E_SOURCE");
   try {
-    const entries = await zipEntries(fh, file);
-    const items = entries.filter(isImageEntry).map((e) => zipItem(fh, file, e));
-    return { kind: "zip", items: sortedByName(items), close: () => fh.close() };
+    for (const entry of zip.entries) assertSafeEntryName(entry.name, file);
+    const items: ImageItem[] = zip.entries
+      .filter(isImageEntry)
+      .map((entry) => ({ name: entry.name, location: `${file}:${entry.name}`, read: () => zip.read(entry) }));
+    return { kind: "zip", items: sortedByName(items), close: () => zip.close() };
   } catch (e) {
-    await fh.close();
+    await zip.close();
     throw e;
   }
 }
 
-function isImageEntry(e: ZipEntry): boolean {
+function isImageEntry(e: ZipEntryInfo): boolean {
   if (e.name.endsWith("/")) return false;
   const parts = e.name.split("/");
   if (parts[0] === "__MACOSX" || parts.some((p) => p.startsWith("."))) return false;
   return hasImageExtension(e.name);
-}
-
-async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
-  const buf = Buffer.alloc(length);
-  let done = 0;
-  while (done < length) {
-    const { bytesRead } = await fh.read(buf, done, length - done, position + done);
-    if (bytesRead === 0) break;
-    done += bytesRead;
-  }
-  return done === length ? buf : buf.subarray(0, done);
-}
-
-function zipError(file: string, what: string): DiffevalError {
-  return new DiffevalError("E_SOURCE", `${file}: not a readable zip archive: ${what}`);
-}
-
-async function zipEntries(fh: FileHandle, file: string): Promise<ZipEntry[]> {
-  const { size } = await fh.stat();
-  const tailLen = Math.min(size, 22 + 0xffff); // EOCD (22 bytes) + the longest comment
-  const tail = await readAt(fh, size - tailLen, tailLen);
-  let eocd = -1;
-  for (let p = tail.length - 22; p >= 0; p--) {
-    if (tail.readUInt32LE(p) === SIG_EOCD) {
-      eocd = p;
-      break;
-    }
-  }
-  if (eocd < 0) throw zipError(file, "no end-of-central-directory record");
-  let count = tail.readUInt16LE(eocd + 10);
-  let cdSize = tail.readUInt32LE(eocd + 12);
-  let cdOffset = tail.readUInt32LE(eocd + 16);
-  if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff) {
-    ({ count, cdSize, cdOffset } = await zip64Directory(fh, file, size - tailLen + eocd));
-  }
-  const cd = await readAt(fh, cdOffset, cdSize);
-  if (cd.length < cdSize) throw zipError(file, "central directory is truncated");
-  const entries: ZipEntry[] = [];
-  let p = 0;
-  for (let i = 0; i < count; i++) {
-    if (p + 46 > cd.length || cd.readUInt32LE(p) !== SIG_CENTRAL) throw zipError(file, `bad central directory entry ${i}`);
-    const flags = cd.readUInt16LE(p + 8);
-    const nameLen = cd.readUInt16LE(p + 28);
-    const extraLen = cd.readUInt16LE(p + 30);
-    const commentLen = cd.readUInt16LE(p + 32);
-    const rawName = cd.subarray(p + 46, p + 46 + nameLen);
-    const entry: ZipEntry = {
-      // bit 11: UTF-8 names; otherwise CP437, read here as latin1 (exact for ASCII names)
-      name: rawName.toString(flags & 0x800 ? "utf8" : "latin1"),
-      method: cd.readUInt16LE(p + 10),
-      flags,
-      crc: cd.readUInt32LE(p + 16),
-      compressedSize: cd.readUInt32LE(p + 20),
-      size: cd.readUInt32LE(p + 24),
-      localOffset: cd.readUInt32LE(p + 42),
-    };
-    applyZip64Extra(entry, cd.subarray(p + 46 + nameLen, p + 46 + nameLen + extraLen));
-    assertSafeEntryName(entry.name, file);
-    entries.push(entry);
-    p += 46 + nameLen + extraLen + commentLen;
-  }
-  return entries;
-}
-
-async function zip64Directory(
-  fh: FileHandle,
-  file: string,
-  eocdPos: number,
-): Promise<{ count: number; cdSize: number; cdOffset: number }> {
-  const loc = await readAt(fh, eocdPos - 20, 20);
-  if (loc.length < 20 || loc.readUInt32LE(0) !== SIG_EOCD64_LOCATOR) throw zipError(file, "missing zip64 locator");
-  const rec = await readAt(fh, Number(loc.readBigUInt64LE(8)), 56);
-  if (rec.length < 56 || rec.readUInt32LE(0) !== SIG_EOCD64) throw zipError(file, "bad zip64 end record");
-  return {
-    count: Number(rec.readBigUInt64LE(32)),
-    cdSize: Number(rec.readBigUInt64LE(40)),
-    cdOffset: Number(rec.readBigUInt64LE(48)),
-  };
-}
-
-/** The zip64 extra field (id 1) holds, in order, whichever of size / compressed / offset overflowed. */
-function applyZip64Extra(entry: ZipEntry, extra: Buffer): void {
-  let p = 0;
-  while (p + 4 <= extra.length) {
-    const id = extra.readUInt16LE(p);
-    const len = extra.readUInt16LE(p + 2);
-    if (id === 1) {
-      let q = p + 4;
-      const next = (): number => {
-        const v = Number(extra.readBigUInt64LE(q));
-        q += 8;
-        return v;
-      };
-      if (entry.size === 0xffffffff) entry.size = next();
-      if (entry.compressedSize === 0xffffffff) entry.compressedSize = next();
-      if (entry.localOffset === 0xffffffff) entry.localOffset = next();
-      return;
-    }
-    p += 4 + len;
-  }
 }
 
 /** Absolute names, drive letters and ".." segments have no business in an image archive. */
@@ -362,46 +251,4 @@ function assertSafeEntryName(name: string, file: string): void {
       `${file}: entry '${name}' has an absolute or parent-relative path; refusing the archive (re-create it with relative entry names)`,
     );
   }
-}
-
-function zipItem(fh: FileHandle, file: string, entry: ZipEntry): ImageItem {
-  return { name: entry.name, location: `${file}:${entry.name}`, read: () => readZipEntry(fh, file, entry) };
-}
-
-async function readZipEntry(fh: FileHandle, file: string, e: ZipEntry): Promise<Uint8Array> {
-  const where = `${file}:${e.name}`;
-  if (e.flags & 1) throw new DiffevalError("E_SOURCE", `${where}: entry is encrypted; diffeval reads plain zip archives`);
-  if (e.method !== 0 && e.method !== 8) {
-    throw new DiffevalError("E_SOURCE", `${where}: compression method ${e.method} is not supported (only stored and deflate)`);
-  }
-  const local = await readAt(fh, e.localOffset, 30);
-  if (local.length < 30 || local.readUInt32LE(0) !== SIG_LOCAL) throw zipError(file, `bad local header for '${e.name}'`);
-  const dataStart = e.localOffset + 30 + local.readUInt16LE(26) + local.readUInt16LE(28);
-  const packed = await readAt(fh, dataStart, e.compressedSize);
-  if (packed.length < e.compressedSize) throw zipError(file, `entry '${e.name}' is truncated`);
-  let data: Uint8Array;
-  try {
-    data = e.method === 0 ? new Uint8Array(packed) : inflateSync(packed, { out: new Uint8Array(e.size) });
-  } catch (err) {
-    throw zipError(file, `entry '${e.name}' does not inflate (${(err as Error).message})`);
-  }
-  if (data.length !== e.size || crc32(data) !== e.crc) throw zipError(file, `entry '${e.name}' fails its CRC-32 check`);
-  return data;
-}
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-/** CRC-32 (ISO 3309, reflected polynomial 0xEDB88320), as stored in zip headers. */
-export function crc32(data: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }

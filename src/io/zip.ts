@@ -8,9 +8,10 @@
  * Format: PKWARE's APPNOTE.TXT (end of central directory record, section 4.3.16; zip64 end record
  * and locator, 4.3.14-4.3.15; zip64 extended information extra field, 4.5.3). numpy's savez writes
  * through Python's zipfile with `force_zip64=True`, so local headers carry zip64 extras; sizes and
- * offsets are taken from the central directory, which holds the real values.
+ * offsets are taken from the central directory, which holds the real values. CRC-32: node:zlib's.
  */
 import { open, type FileHandle } from "node:fs/promises";
+import { crc32 } from "node:zlib";
 import { inflateSync } from "fflate";
 import { DiffevalError } from "../errors.js";
 
@@ -189,21 +190,4 @@ async function readEntry(fh: FileHandle, file: string, e: ZipEntryInfo, code: st
   }
   if (data.length !== e.size || crc32(data) !== e.crc) throw zipError(file, `entry '${e.name}' fails its CRC-32 check`, code);
   return data;
-}
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-/** CRC-32 (ISO 3309, reflected polynomial 0xEDB88320), as zip records it. */
-export function crc32(data: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }
