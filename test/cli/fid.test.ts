@@ -1,12 +1,10 @@
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readNpy } from "../../src/io/npy.js";
 import { expectedJson, fixture, projectRoot } from "../helpers/fixtures.js";
-import { runCli } from "../helpers/cli.js";
-import { fixtureStateDictPath } from "../helpers/model.js";
+import { cpuFlags, runCli, setUpCliTest } from "../helpers/cli.js";
 
 let weights: string;
 let tmp: string;
@@ -14,13 +12,10 @@ const real = fixture("images", "real");
 const fake = fixture("images", "fake");
 
 beforeAll(async () => {
-  weights = await fixtureStateDictPath(false);
-  tmp = mkdtempSync(path.join(os.tmpdir(), "diffeval-cli-"));
-  // One cache for this file: conversions and features computed once, reused by later commands.
-  process.env.DIFFEVAL_CACHE = path.join(tmp, "cache");
+  ({ weights, tmp } = await setUpCliTest("diffeval-cli-"));
 });
 
-const common = () => ["--weights", weights, "--device", "cpu", "--threads", "0"];
+const common = () => cpuFlags(weights);
 
 describe("diffeval fid", () => {
   for (const protocol of ["legacy-pytorch", "clean"] as const) {

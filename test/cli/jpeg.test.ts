@@ -1,9 +1,8 @@
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Command } from "commander";
 import { beforeAll, describe, expect, it } from "vitest";
-import { jpegCommand, jpegJson, jpegTable, parseQualities } from "../../src/cli/jpeg.js";
+import { jpegJson, jpegTable, parseQualities } from "../../src/cli/jpeg.js";
 import { runJpegCheck, type JpegCheckResult } from "../../src/robustness/jpeg-check.js";
 import { runCli } from "../helpers/cli.js";
 import { fixture } from "../helpers/fixtures.js";
@@ -43,23 +42,6 @@ function cachedEntries(): number {
   return n;
 }
 
-/** Runs `diffeval jpeg` through its own commander program (main.ts registers it for users). */
-async function runJpegCli(args: string[]): Promise<{ stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const origOut = process.stdout.write.bind(process.stdout);
-  const origErr = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((chunk: string | Uint8Array) => (out.push(String(chunk)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => (err.push(String(chunk)), true)) as typeof process.stderr.write;
-  try {
-    const program = new Command("diffeval").exitOverride().addCommand(jpegCommand().exitOverride());
-    await program.parseAsync(["jpeg", ...args], { from: "user" });
-    return { stdout: out.join(""), stderr: err.join("") };
-  } finally {
-    process.stdout.write = origOut;
-    process.stderr.write = origErr;
-  }
-}
 
 describe("diffeval jpeg on the fixture images", () => {
   let check: JpegCheckResult;
@@ -116,7 +98,7 @@ describe("diffeval jpeg on the fixture images", () => {
     expect(noCache.n_real).toBe(4);
     expect(cachedEntries()).toBe(before);
     const report = path.join(tmp, "report");
-    const r = await runJpegCli(["--real", real, "--qualities", "90", "--limit", "4", "--cache-variants", "--json", "--report", report, ...common()]);
+    const r = await runCli(["jpeg", "--real", real, "--qualities", "90", "--limit", "4", "--cache-variants", "--json", "--report", report, ...common()]);
     expect(cachedEntries()).toBe(before + 4);
     const json = JSON.parse(r.stdout);
     expect(json.results).toHaveLength(1);

@@ -1,14 +1,12 @@
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { unbiasedLogits } from "../../src/evaluate.js";
 import { inceptionScore } from "../../src/metrics/inception-score.js";
 import { readStateDict } from "../../src/models/pth.js";
 import { loadNpy, maxAbsDiff } from "../helpers/arrays.js";
-import { runCli } from "../helpers/cli.js";
+import { cpuFlags, runCli, setUpCliTest } from "../helpers/cli.js";
 import { expectedJson, fixture } from "../helpers/fixtures.js";
-import { fixtureStateDictPath } from "../helpers/model.js";
 
 let weights: string;
 let tmp: string;
@@ -16,12 +14,10 @@ const real = fixture("images", "real");
 const fake = fixture("images", "fake");
 
 beforeAll(async () => {
-  weights = await fixtureStateDictPath(false);
-  tmp = mkdtempSync(path.join(os.tmpdir(), "diffeval-metrics-"));
-  process.env.DIFFEVAL_CACHE = path.join(tmp, "cache");
+  ({ weights, tmp } = await setUpCliTest("diffeval-metrics-"));
 });
 
-const common = () => ["--weights", weights, "--device", "cpu", "--threads", "0"];
+const common = () => cpuFlags(weights);
 
 describe("diffeval metrics", () => {
   it("gives the reference tools' FID, KID, precision/recall and density/coverage end to end", async () => {

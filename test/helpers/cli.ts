@@ -1,4 +1,8 @@
+import { mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { main } from "../../src/cli/main.js";
+import { fixtureStateDictPath } from "./model.js";
 
 export interface CliResult {
   code: number;
@@ -21,4 +25,20 @@ export async function runCli(args: string[]): Promise<CliResult> {
     process.stdout.write = origOut;
     process.stderr.write = origErr;
   }
+}
+
+/**
+ * A CLI test file's setting: the fixture weights (gunzipped once), a temp folder, and a feature
+ * cache of its own in it (conversions and features computed once, reused by later commands).
+ */
+export async function setUpCliTest(prefix: string): Promise<{ weights: string; tmp: string }> {
+  const weights = await fixtureStateDictPath(false);
+  const tmp = mkdtempSync(path.join(os.tmpdir(), prefix));
+  process.env.DIFFEVAL_CACHE = path.join(tmp, "cache");
+  return { weights, tmp };
+}
+
+/** Flags that make an extracting command run on the CPU with the given weights, on this thread. */
+export function cpuFlags(weights: string): string[] {
+  return ["--weights", weights, "--device", "cpu", "--threads", "0"];
 }
