@@ -17,7 +17,7 @@ import { prdc } from "./metrics/prdc.js";
 import { vendiScore } from "./metrics/vendi.js";
 import { readOnnxInitializer } from "./models/onnx-metadata.js";
 import type { ResolvedSource } from "./io/resolve-source.js";
-import { provenance, resolveSourcePair, type Provenance, type SourcePairOptions } from "./source-pair.js";
+import { provenance, resolveSourcePair, type Provenance, type SourcePair, type SourcePairOptions } from "./source-pair.js";
 import { frechetDistanceDetails, frechetDistanceFromFeatures } from "./stats/frechet.js";
 import { gemm } from "./stats/gemm.js";
 import type { FeatureMatrix } from "./types.js";
@@ -65,9 +65,30 @@ export function parseMetricList(list: string): MetricName[] {
 
 export async function computeMetrics(opts: MetricsOptions): Promise<MetricsResult> {
   const t0 = performance.now();
+  const pair = await resolveSourcePair({ ...opts, spatial: opts.metrics.includes("sfid") || opts.spatial });
+  const { metrics, skipped } = await metricsOfPair(pair, opts);
+  return { metrics, skipped, ...provenance(pair, t0) };
+}
+
+/** The settings of the metrics themselves, apart from how the two sides were resolved. */
+export type MetricSettings = Pick<
+  MetricsOptions,
+  "metrics" | "bootstrap" | "metricSeed" | "prK" | "dcK" | "kidSubsets" | "kidSubsetSize" | "msssimPairs" | "groups" | "warn" | "limit" | "seed"
+> & {
+  /** The model's fc.weight (the Inception Score's logits), when the caller has already read it. */
+  fcWeight?: Float32Array;
+};
+
+/**
+ * The metrics of two already-resolved sides. Split from computeMetrics so that a sweep can
+ * extract its reference once and compare every cell with it.
+ */
+export async function metricsOfPair(
+  pair: Pick<SourcePair, "real" | "fake" | "onnxPath">,
+  opts: MetricSettings,
+): Promise<Pick<MetricsResult, "metrics" | "skipped">> {
   const want = new Set(opts.metrics);
   const seed = opts.metricSeed ?? 0;
-  const pair = await resolveSourcePair({ ...opts, spatial: want.has("sfid") || opts.spatial });
   const { real, fake } = pair;
   const out: MetricsResult["metrics"] = {};
   const skipped: Record<string, string> = {};
@@ -89,8 +110,8 @@ export async function computeMetrics(opts: MetricsOptions): Promise<MetricsResul
     out.kid = { mean: r.mean, std: r.std };
   }
   if (want.has("is") && needFeatures("is", fake)) {
-    const fc = await readOnnxInitializer(pair.onnxPath!, "fc.weight");
-    const r = inceptionScore(unbiasedLogits(fake.features!, fc.data), { splits: 10 });
+    const fc = opts.fcWeight ?? (await readOnnxInitializer(pair.onnxPath!, "fc.weight")).data;
+    const r = inceptionScore(unbiasedLogits(fake.features!, fc), { splits: 10 });
     out.is = { mean: r.mean, std: r.std };
   }
   if (want.has("pr") && needFeatures("pr", real, fake)) {
@@ -142,7 +163,7 @@ export async function computeMetrics(opts: MetricsOptions): Promise<MetricsResul
   if ((opts.bootstrap ?? 0) > 0) addBootstrap(out, real, fake, want, opts, seed, skipped);
 
   for (const [metric, why] of Object.entries(skipped)) opts.warn?.(`warning: ${metric} skipped: ${why}`);
-  return { metrics: out, skipped, ...provenance(pair, t0) };
+  return { metrics: out, skipped };
 }
 
 /**
@@ -165,7 +186,7 @@ function addBootstrap(
   real: ResolvedSource,
   fake: ResolvedSource,
   want: Set<MetricName>,
-  opts: MetricsOptions,
+  opts: MetricSettings,
   seed: number,
   skipped: Record<string, string>,
 ): void {
@@ -206,7 +227,7 @@ function groupLabels(side: ResolvedSource, groups: Map<string, string> | undefin
 }
 
 /** MS-SSIM diversity of an image source: the pairs' images are decoded on demand. */
-async function msSsimOfSource(side: ResolvedSource, opts: MetricsOptions, seed: number) {
+async function msSsimOfSource(side: ResolvedSource, opts: MetricSettings, seed: number) {
   const source = await openImageSource(side.spec, { limit: opts.limit, seed: opts.seed });
   try {
     const byName = new Map(source.items.map((it) => [it.name, it]));

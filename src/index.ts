@@ -39,3 +39,7 @@ export { runJpegCheck, type JpegCheckResult } from "./robustness/jpeg-check.js";
 export { estimateJpegQuality } from "./robustness/jpeg-quality.js";
 export { formatCensus } from "./robustness/format-census.js";
 export { psnr, ssim } from "./robustness/image-similarity.js";
+export type { Generator, GenerationRequest, GeneratedImage } from "./generators/generator.js";
+export { createGenerator } from "./generators/registry.js";
+export { createAnalyticGenerator, analyticClasses } from "./generators/analytic/index.js";
+export { runSweep } from "./sweep/run-sweep.js";

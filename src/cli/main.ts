@@ -10,6 +10,7 @@ import { metricsCommand } from "./metrics.js";
 import { modelCommand } from "./model.js";
 import { EXIT_FAILED_GATE, reportError } from "./run-command.js";
 import { statsCommand } from "./stats.js";
+import { sweepCommand } from "./sweep.js";
 
 export function buildProgram(): Command {
   const program = new Command("diffeval")
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   program.addCommand(metricsCommand());
   program.addCommand(statsCommand());
   program.addCommand(featuresCommand());
+  program.addCommand(sweepCommand());
   program.addCommand(jpegCommand());
   program.addCommand(gateCommand());
   program.addCommand(modelCommand());

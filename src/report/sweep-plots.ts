@@ -1,0 +1,169 @@
+/**
+ * The sweep report's plots as Vega-Lite specs (rendered to SVG by plot.ts): FID against the
+ * guidance scale, one line per negative prompt (and per value of any other axis), with bootstrap
+ * 95% intervals as error bars when there are any; precision and recall against the scale;
+ * diversity against the scale; the FID vs precision front with each point labelled by its scale;
+ * and, for every extra axis, the metrics against that axis.
+ */
+import type { CellParams } from "../gate/results.js";
+import type { PlotSpec } from "./plot.js";
+import { pairwiseOf, pointOf, spreadOf, type SweepCellResult, type SweepResults } from "./sweep-results.js";
+
+const SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
+const PANEL = { width: 340, height: 210 };
+
+export interface NamedPlot {
+  id: string;
+  title: string;
+  spec: PlotSpec;
+}
+
+/** One row per cell, the fields every plot reads (null where a metric is missing). */
+interface PlotRow {
+  s: number;
+  w: number;
+  series: string;
+  label: string;
+  fid: number | null;
+  fid_lo: number | null;
+  fid_hi: number | null;
+  precision: number | null;
+  recall: number | null;
+  is: number | null;
+  vendi: number | null;
+  pairwise: number | null;
+  [axis: string]: unknown;
+}
+
+export function sweepPlots(r: SweepResults): NamedPlot[] {
+  const rows = plotRows(r, (p) => seriesLabel(p, r.axes));
+  const series = [...new Set(rows.map((x) => x.series))];
+  const plots: NamedPlot[] = [
+    { id: "plot-fid", title: "FID against guidance scale", spec: fidVsScale(rows, series) },
+    { id: "plot-pr", title: "Precision and recall against guidance scale", spec: panels(rows, series, [["precision", "precision"], ["recall", "recall"]]) },
+    { id: "plot-diversity", title: "Diversity against guidance scale", spec: panels(rows, series, diversityFields(rows)) },
+    { id: "plot-front", title: "FID against precision: the fidelity/diversity front", spec: front(rows, series) },
+  ];
+  for (const axis of r.axes) {
+    const axisRows = plotRows(r, (p) => seriesLabel(p, r.axes, axis));
+    const axisSeries = [...new Set(axisRows.map((x) => x.series))];
+    plots.push({ id: `plot-axis-${axis}`, title: `Metrics against ${axis}`, spec: axisPanels(axisRows, axisSeries, axis, r) });
+  }
+  return plots;
+}
+
+/** What a series is: every parameter but the one on the x axis (cfg_scale unless `x` says otherwise). */
+export function seriesLabel(params: CellParams, axes: string[], x = "cfg_scale"): string {
+  const parts: string[] = [];
+  if (x !== "cfg_scale") parts.push(`s=${params.cfg_scale}`);
+  parts.push(`negative: ${negativeLabel(params.negative_prompt as string)}`);
+  for (const a of axes) if (a !== x) parts.push(`${a}=${String(params[a])}`);
+  return parts.join(", ");
+}
+
+export function negativeLabel(text: string): string {
+  return text === "" ? "(none)" : JSON.stringify(text);
+}
+
+function plotRows(r: SweepResults, series: (p: CellParams) => string): PlotRow[] {
+  return r.cells.map((c: SweepCellResult) => {
+    const m = c.metrics;
+    const s = c.params.cfg_scale as number;
+    return {
+      // Axis values under plain keys: Vega-Lite reads dots in a field name as nested access.
+      ...Object.fromEntries(r.axes.map((a, i) => [`ax${i}`, c.params[a]])),
+      s,
+      w: Number((s - 1).toFixed(10)),
+      series: series(c.params),
+      label: `s=${s}`,
+      fid: pointOf(m.fid) ?? null,
+      fid_lo: spreadOf(m.fid, 0) ?? null,
+      fid_hi: spreadOf(m.fid, 1) ?? null,
+      precision: pointOf(m.precision) ?? null,
+      recall: pointOf(m.recall) ?? null,
+      is: pointOf(m.is) ?? null,
+      vendi: pointOf(m.vendi) ?? null,
+      pairwise: pairwiseOf(m) ?? null,
+    };
+  });
+}
+
+const scaleX = { field: "s", type: "quantitative", title: "guidance scale s (w = s - 1)", scale: { zero: false } } as const;
+
+function colorOf(series: string[]) {
+  return { field: "series", type: "nominal", title: null, scale: { domain: series } } as const;
+}
+
+function valid(field: string) {
+  return [{ filter: `isValid(datum[${JSON.stringify(field)}])` }];
+}
+
+function fidVsScale(rows: PlotRow[], series: string[]): PlotSpec {
+  const color = colorOf(series);
+  const layers: object[] = [
+    {
+      transform: valid("fid"),
+      mark: { type: "line", point: { size: 50, filled: true } },
+      encoding: { x: scaleX, y: { field: "fid", type: "quantitative", title: "FID", scale: { zero: false } }, color, tooltip: [{ field: "label" }, { field: "fid" }] },
+    },
+  ];
+  if (rows.some((x) => x.fid_lo !== null)) {
+    layers.push({
+      transform: valid("fid_lo"),
+      mark: { type: "rule" },
+      encoding: { x: scaleX, y: { field: "fid_lo", type: "quantitative" }, y2: { field: "fid_hi" }, color },
+    });
+  }
+  return { $schema: SCHEMA, ...PANEL, width: 520, height: 280, data: { values: rows }, layer: layers } as PlotSpec;
+}
+
+function linePanel(field: string, title: string, series: string[], x: object = scaleX): object {
+  return {
+    ...PANEL,
+    transform: valid(field),
+    mark: { type: "line", point: { size: 40, filled: true } },
+    encoding: { x, y: { field, type: "quantitative", title, scale: { zero: false } }, color: colorOf(series) },
+  };
+}
+
+function panels(rows: PlotRow[], series: string[], fields: [string, string][]): PlotSpec {
+  return { $schema: SCHEMA, data: { values: rows }, hconcat: fields.map(([f, t]) => linePanel(f, t, series)) } as PlotSpec;
+}
+
+function diversityFields(rows: PlotRow[]): [string, string][] {
+  const fields: [string, string][] = [];
+  if (rows.some((x) => x.pairwise !== null)) fields.push(["pairwise", "per-prompt mean pairwise distance"]);
+  if (rows.some((x) => x.vendi !== null)) fields.push(["vendi", "Vendi score"]);
+  // Without diversity metrics the panel still shows recall, the diversity half of precision/recall.
+  return fields.length ? fields : [["recall", "recall"]];
+}
+
+/** FID against precision (or IS when precision was not computed), each point labelled by its scale. */
+function front(rows: PlotRow[], series: string[]): PlotSpec {
+  const yField = rows.some((x) => x.precision !== null) ? "precision" : "is";
+  const x = { field: "fid", type: "quantitative", title: "FID (lower is better)", scale: { zero: false } };
+  const y = { field: yField, type: "quantitative", title: yField === "is" ? "Inception Score" : "precision", scale: { zero: false } };
+  return {
+    $schema: SCHEMA,
+    width: 520,
+    height: 300,
+    data: { values: rows },
+    transform: [...valid("fid"), ...valid(yField)],
+    layer: [
+      { mark: { type: "point", filled: true, size: 60 }, encoding: { x, y, color: colorOf(series), tooltip: [{ field: "label" }, { field: "series" }] } },
+      { mark: { type: "text", dx: 8, dy: -8, fontSize: 10, align: "left" }, encoding: { x, y, text: { field: "label" }, color: colorOf(series) } },
+    ],
+  } as PlotSpec;
+}
+
+function axisPanels(rows: PlotRow[], series: string[], axis: string, r: SweepResults): PlotSpec {
+  const numeric = r.cells.every((c) => typeof c.params[axis] === "number");
+  const field = `ax${r.axes.indexOf(axis)}`;
+  const x = numeric
+    ? { field, type: "quantitative", title: axis, scale: { zero: false } }
+    : { field, type: "ordinal", title: axis, sort: null };
+  const fields: [string, string][] = [["fid", "FID"], ["precision", "precision"], ["recall", "recall"], ["pairwise", "per-prompt pairwise distance"]];
+  const found = fields.filter(([f]) => rows.some((row) => row[f] !== null));
+  const present = found.length ? found : fields.slice(0, 1);
+  return { $schema: SCHEMA, data: { values: rows }, hconcat: present.map(([f, t]) => linePanel(f, t, series, x)) } as PlotSpec;
+}

@@ -1,0 +1,205 @@
+/**
+ * Evaluation of a sweep: the reference side resolved once (a stats file or reference name read,
+ * images extracted once), then every cell's images through the same extractor and the shared
+ * on-disk feature cache (so a re-run, or a cell evaluated again, does no inference), and the
+ * metrics of `diffeval metrics` (evaluate.ts `metricsOfPair`) against the one reference.
+ * Per-prompt diversity comes from the metrics' groups: each image's group is its prompt index.
+ */
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { DiffevalError } from "../errors.js";
+import { metricsOfPair, type MetricName, type MetricSettings } from "../evaluate.js";
+import type { Extractor } from "../features/extractor.js";
+import type { Generator } from "../generators/generator.js";
+import { writeFileAtomic } from "../io/atomic.js";
+import { extractSource, openImageSide, type ResolvedSource } from "../io/resolve-source.js";
+import type { ImageItem } from "../io/sources.js";
+import type { ExtractedFeatures } from "../features/extract.js";
+import { fitGaussian } from "../stats/gaussian.js";
+import { readOnnxInitializer } from "../models/onnx-metadata.js";
+import type { ManifestDone } from "./manifest.js";
+import type { PlannedCell, SweepPlan } from "./plan.js";
+import type { ReferenceSpec, SweepSpec } from "./spec.js";
+
+/** `analytic:real`, `<generator>:real`: images the generator draws itself. */
+export function isGeneratedReference(source: string): boolean {
+  return /^[a-z0-9_-]+:real$/i.test(source);
+}
+
+/**
+ * The reference side's images extracted (a folder, list, zip, or images the generator draws,
+ * written once under `<output>/reference/`). Stats sides are resolved by the caller before the
+ * extractor opens (their protocol decides the extractor's).
+ */
+export async function extractReference(
+  ref: ReferenceSpec,
+  ctx: { extractor: Extractor; generator?: Generator; outputDir: string; onProgress?: (done: number, total: number) => void },
+): Promise<ResolvedSource> {
+  const folder = isGeneratedReference(ref.source) ? await drawReference(ref, ctx.generator, ctx.outputDir) : ref.source;
+  const source = await openImageSide(folder);
+  try {
+    const resolved = await extractSource(ref.source, source, ctx.extractor, { onProgress: ctx.onProgress });
+    return { ...resolved, spec: ref.source };
+  } finally {
+    await source.close();
+  }
+}
+
+/** Writes the generator's reference images once; a completed folder (marker file) is reused. */
+async function drawReference(ref: ReferenceSpec, generator: Generator | undefined, outputDir: string): Promise<string> {
+  if (!generator?.reference) {
+    throw new DiffevalError("E_SWEEP_SPEC", `spec.reference: ${ref.source} needs a generator that draws reference images; ${generator?.name ?? "this"} generator does not`);
+  }
+  const folder = path.join(outputDir, "reference", `${ref.source.replace(/[^\w-]+/g, "-")}-n${ref.count}-seed${ref.seed}`);
+  const marker = path.join(folder, ".complete.json");
+  const want = JSON.stringify({ source: ref.source, count: ref.count, seed: ref.seed });
+  if (existsSync(marker) && (await readFile(marker, "utf8")) === want) return folder;
+  for await (const img of generator.reference(ref.count!, ref.seed)) {
+    await writeFileAtomic(path.join(folder, path.basename(img.name)), img.bytes);
+  }
+  await writeFileAtomic(marker, want);
+  return folder;
+}
+
+export interface CellEvaluation {
+  cell: PlannedCell;
+  /** Images evaluated (the done ones). */
+  n: number;
+  /** Images of the cell recorded as failed (or missing). */
+  missing: number;
+  metrics: Record<string, unknown>;
+  skipped: Record<string, string>;
+  seconds: number;
+  /** Absolute paths of the cell's images, in plan order. */
+  files: string[];
+}
+
+export interface EvaluateCellsOptions {
+  spec: SweepSpec;
+  plan: SweepPlan;
+  done: Map<string, ManifestDone>;
+  reference: ResolvedSource;
+  extractor: Extractor;
+  outputDir: string;
+  /** Closes the extractor between extraction and metrics (see evaluateCells). */
+  releaseExtractor: () => Promise<void>;
+  log?: (line: string) => void;
+  onProgress?: (cell: PlannedCell, done: number, total: number) => void;
+}
+
+export async function evaluateCells(opts: EvaluateCellsOptions): Promise<CellEvaluation[]> {
+  const settings = await metricSettings(opts);
+  const extracted = await extractCells(opts);
+  // Metrics only once the Inception session is closed (as `diffeval metrics` does: extract,
+  // close, compute): the float64 linear algebra runs onnxruntime in a worker thread, and with a
+  // session still open on the main thread the process crashed in onnxruntime-node's binding.
+  await opts.releaseExtractor();
+  const out: CellEvaluation[] = [];
+  for (const c of extracted) out.push(await cellMetrics(c, settings, opts));
+  return out;
+}
+
+interface ExtractedCell {
+  base: Omit<CellEvaluation, "metrics" | "skipped" | "seconds">;
+  /** Absent when fewer than 2 images are done. */
+  features?: ExtractedFeatures;
+  /** The cell's folder (absolute): MS-SSIM re-opens the side by it to decode image pairs. */
+  spec: string;
+  entries: ManifestDone[];
+  seconds: number;
+}
+
+async function extractCells(opts: EvaluateCellsOptions): Promise<ExtractedCell[]> {
+  const out: ExtractedCell[] = [];
+  for (const cell of opts.plan.cells) {
+    const t0 = performance.now();
+    const images = opts.plan.images.filter((im) => im.cell === cell);
+    const entries = images.flatMap((im) => opts.done.get(im.key) ?? []);
+    const files = entries.map((e) => path.join(opts.outputDir, e.file));
+    const base = { cell, n: entries.length, missing: images.length - entries.length, files };
+    const spec = path.join(opts.outputDir, "images", cell.slug);
+    if (entries.length < 2) {
+      out.push({ base, spec, entries, seconds: 0 });
+      continue;
+    }
+    opts.log?.(`extracting cell ${cell.index + 1}/${opts.plan.cells.length} ${cell.slug} (${entries.length} images)`);
+    const features = await opts.extractor.extract(cellItems(entries, opts.outputDir), (d, t) => opts.onProgress?.(cell, d, t));
+    out.push({ base: { ...base, n: features.pool3.n }, features, spec, entries, seconds: (performance.now() - t0) / 1000 });
+  }
+  return out;
+}
+
+async function cellMetrics(c: ExtractedCell, settings: MetricSettings, opts: EvaluateCellsOptions): Promise<CellEvaluation> {
+  if (!c.features || c.features.pool3.n < 2) {
+    return { ...c.base, metrics: {}, skipped: { all: `${c.base.n} image(s) done; metrics need at least 2` }, seconds: c.seconds };
+  }
+  const t0 = performance.now();
+  const { features } = c;
+  const fake: ResolvedSource = {
+    spec: c.spec,
+    kind: "images",
+    gaussian: fitGaussian(features.pool3),
+    features: features.pool3,
+    logits: features.logits,
+    names: features.names,
+    skipped: features.skipped,
+    meta: { protocol: opts.extractor.protocol, weights_sha256: opts.extractor.model.weightsSha256, n: features.pool3.n, source: c.spec },
+  };
+  const groups = promptGroups(c.entries);
+  const { metrics, tooFew } = metricsForCount(settings.metrics, features.pool3.n, opts.reference.features?.n);
+  opts.log?.(`evaluating cell ${c.base.cell.index + 1}/${opts.plan.cells.length} ${c.base.cell.slug}`);
+  const result = await metricsOfPair({ real: opts.reference, fake, onnxPath: opts.extractor.model.onnxPath }, { ...settings, metrics, ...(groups ? { groups } : {}) });
+  return { ...c.base, ...result, skipped: { ...tooFew, ...result.skipped }, seconds: c.seconds + (performance.now() - t0) / 1000 };
+}
+
+/** The fewest images per side each metric needs: IS's 10 splits, k + 1 for the k-NN radii (k = 3, 5). */
+const MIN_IMAGES: Partial<Record<MetricName, number>> = { is: 10, pr: 4, dc: 6 };
+
+/**
+ * The metrics a cell of n images (against nReal reference rows) can give; the others are skipped
+ * with the reason, so that one small cell does not stop the whole sweep's evaluation.
+ */
+function metricsForCount(wanted: MetricName[], n: number, nReal: number | undefined): { metrics: MetricName[]; tooFew: Record<string, string> } {
+  const tooFew: Record<string, string> = {};
+  const metrics = wanted.filter((m) => {
+    const need = MIN_IMAGES[m];
+    const have = m === "is" || nReal === undefined ? n : Math.min(n, nReal);
+    if (need === undefined || have >= need) return true;
+    tooFew[m] = `needs at least ${need} images per side, got ${have}`;
+    return false;
+  });
+  return { metrics, tooFew };
+}
+
+async function metricSettings(opts: EvaluateCellsOptions): Promise<MetricSettings> {
+  const { spec } = opts;
+  // fc.weight is read once for all cells (reading it decodes the whole ONNX file).
+  const fcWeight = spec.metrics.includes("is") ? (await readOnnxInitializer(opts.extractor.model.onnxPath, "fc.weight")).data : undefined;
+  return {
+    metrics: spec.metrics,
+    bootstrap: spec.bootstrap,
+    metricSeed: spec.metricSeed,
+    ...(fcWeight ? { fcWeight } : {}),
+    warn: (line) => opts.log?.(line),
+  };
+}
+
+/** The cell's done images, in plan order; names are `<prompt-index>-<seed>.<ext>`. */
+function cellItems(entries: ManifestDone[], outputDir: string): ImageItem[] {
+  return entries.map((e) => {
+    const location = path.join(outputDir, e.file);
+    return { name: path.basename(e.file), location, read: async () => new Uint8Array(await readFile(location)) };
+  });
+}
+
+/**
+ * Image name -> prompt index, when every prompt has at least two images (a pairwise distance
+ * needs a pair); undefined otherwise (one seed per prompt: no per-prompt diversity).
+ */
+function promptGroups(entries: ManifestDone[]): Map<string, string> | undefined {
+  const counts = new Map<number, number>();
+  for (const e of entries) counts.set(e.prompt_index, (counts.get(e.prompt_index) ?? 0) + 1);
+  if ([...counts.values()].some((c) => c < 2)) return undefined;
+  return new Map(entries.map((e) => [path.basename(e.file), String(e.prompt_index)]));
+}

@@ -1,0 +1,163 @@
+/**
+ * `runSweep`: spec -> plan -> images -> metrics per cell -> report. The order is chosen so that
+ * whatever can fail for a reason the user must fix fails before any image is generated: the
+ * spec and prompts are validated, a stats reference is read, and the FID model is resolved (the
+ * weights error when they are missing offline) before the first request.
+ */
+import { DiffevalError } from "../errors.js";
+import { DEFAULT_PROTOCOL, openExtractor, type Extractor, type ExtractorOptions } from "../features/extractor.js";
+import { POOL3_DIM } from "../features/inception-runner.js";
+import type { Generator } from "../generators/generator.js";
+import { resolveStatsSource, type ResolvedSource } from "../io/resolve-source.js";
+import { writeSweepReport, type SweepReportFiles } from "../report/sweep-report.js";
+import type { SweepResults } from "../report/sweep-results.js";
+import { assertComparable } from "../source-pair.js";
+import { VERSION } from "../version.js";
+import { evaluateCells, extractReference, isGeneratedReference, type CellEvaluation } from "./evaluate-cells.js";
+import { createSweepGenerator } from "./generator-factory.js";
+import { readManifest, verifiedDone, type ManifestFailed } from "./manifest.js";
+import { planSweep, summarizePlan, type PlanSummary, type SweepPlan } from "./plan.js";
+import { loadPrompts } from "./prompts.js";
+import { generateImages, type RunProgress } from "./runner.js";
+import { loadSweepSpec, type SweepSpec } from "./spec.js";
+
+export interface RunSweepOptions extends ExtractorOptions {
+  /** A spec file, or an already validated spec. */
+  spec: string | SweepSpec;
+  /** Plan only: nothing is generated, no model is loaded. */
+  dryRun?: boolean;
+  /** Use this generator instead of the one the spec describes (tests, embedding). */
+  generator?: Generator;
+  signal?: AbortSignal;
+  /** Runner-level attempts after a failed request (default 1). */
+  retries?: number;
+  /** Contact-sheet thumbnails per cell (default 8). */
+  samplesPerCell?: number;
+  onImages?: (p: RunProgress) => void;
+  onExtract?: (what: string, done: number, total: number) => void;
+}
+
+export interface SweepOutcome {
+  spec: SweepSpec;
+  plan: SweepPlan;
+  /** The plan against the manifest as found at the start. */
+  summary: PlanSummary;
+  generated: number;
+  failed: ManifestFailed[];
+  aborted: boolean;
+  /** Absent for a dry run or an aborted run. */
+  results?: SweepResults;
+  report?: SweepReportFiles;
+}
+
+export async function runSweep(opts: RunSweepOptions): Promise<SweepOutcome> {
+  const t0 = performance.now();
+  const spec = typeof opts.spec === "string" ? await loadSweepSpec(opts.spec) : opts.spec;
+  const plan = planSweep(spec, await loadPrompts(spec.prompts));
+  const done = await verifiedDone(spec.output, await readManifest(spec.output));
+  const summary = summarizePlan(plan, new Set(done.keys()));
+  const base = { spec, plan, summary, generated: 0, failed: [], aborted: false };
+  if (opts.dryRun) return base;
+
+  const stats = isGeneratedReference(spec.reference.source) ? undefined : await resolveStatsSource(spec.reference.source, { log: opts.log });
+  const protocol = spec.protocol ?? opts.protocol ?? stats?.meta.protocol ?? DEFAULT_PROTOCOL;
+  if (stats) assertStatsUsable(stats, protocol);
+  // The model first: missing weights stop the sweep before any image is generated.
+  const extractor = await openExtractor({ ...opts, protocol });
+  let extractorOpen = true;
+  const releaseExtractor = async () => {
+    if (extractorOpen) await extractor.close();
+    extractorOpen = false;
+  };
+  const generator = opts.generator ?? (await createSweepGenerator(spec));
+  try {
+    if (stats) assertComparable(stats, { spec: "this sweep's model", meta: { weights_sha256: extractor.model.weightsSha256 } });
+    opts.log?.(planLine(spec, summary, generator));
+    const reference =
+      stats ??
+      (await extractReference(spec.reference, {
+        extractor,
+        generator,
+        outputDir: spec.output,
+        onProgress: (d, t) => opts.onExtract?.("reference", d, t),
+      }));
+    const run = await generateImages(plan, { outputDir: spec.output, generator, signal: opts.signal, retries: opts.retries, onProgress: opts.onImages });
+    const outcome = { ...base, generated: run.generated, failed: run.failed, aborted: run.aborted };
+    if (run.aborted) return outcome;
+    const cells = await evaluateCells({
+      spec,
+      plan,
+      done: run.done,
+      reference,
+      extractor,
+      outputDir: spec.output,
+      releaseExtractor,
+      log: opts.log,
+      onProgress: (cell, d, t) => opts.onExtract?.(cell.slug, d, t),
+    });
+    const results = sweepResults(spec, plan, cells, reference, extractor, generator, run.failed, opts.samplesPerCell ?? 8, t0);
+    return { ...outcome, results, report: await writeSweepReport(spec.report, results) };
+  } finally {
+    await releaseExtractor();
+    if (!opts.generator) await generator.close?.();
+  }
+}
+
+function planLine(spec: SweepSpec, s: PlanSummary, generator: Generator): string {
+  return `sweep ${spec.name}: ${s.cells} cells, ${s.images} images (${s.done} done, ${s.requests} to generate), generator ${generator.name} x${generator.concurrency}`;
+}
+
+/** A stats reference must have been made under this sweep's protocol, with Inception's pool3 dimension. */
+function assertStatsUsable(stats: ResolvedSource, protocol: string): void {
+  assertComparable(stats, { spec: `this sweep (protocol ${protocol})`, meta: { protocol } });
+  const d = stats.gaussian.mu.length;
+  if (d !== POOL3_DIM) {
+    throw new DiffevalError("E_STATS_DIM", `${stats.spec} holds ${d}-d statistics; the sweep's images give ${POOL3_DIM}-d Inception features`);
+  }
+}
+
+function sweepResults(
+  spec: SweepSpec,
+  plan: SweepPlan,
+  cells: CellEvaluation[],
+  reference: ResolvedSource,
+  extractor: Extractor,
+  generator: Generator,
+  failed: ManifestFailed[],
+  samplesPerCell: number,
+  t0: number,
+): SweepResults {
+  return {
+    name: spec.name,
+    generator: generator.name,
+    protocol: extractor.protocol,
+    weights_sha256: extractor.model.weightsSha256,
+    version: VERSION,
+    device: extractor.device,
+    real: spec.reference.source,
+    n_real: reference.gaussian.n || null,
+    axes: spec.axes.map(([name]) => name),
+    prompts: plan.prompts.map((p) => ({ text: p.text, ...(p.imageId !== undefined ? { image_id: p.imageId } : {}) })),
+    seeds: spec.seeds,
+    metrics: spec.metrics,
+    bootstrap: spec.bootstrap,
+    cells: cells.map((c) => ({
+      params: c.cell.params,
+      slug: c.cell.slug,
+      n: c.n,
+      missing: c.missing,
+      metrics: c.metrics,
+      skipped: c.skipped,
+      seconds: c.seconds,
+      samples: evenlySpaced(c.files, samplesPerCell),
+    })),
+    failed: failed.map((f) => ({ key: f.key, error: f.error })),
+    seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+/** k items spread over the list (all of them when there are no more than k). */
+function evenlySpaced<T>(items: T[], k: number): T[] {
+  if (items.length <= k) return items;
+  return Array.from({ length: k }, (_, i) => items[Math.floor((i * items.length) / k)]);
+}

@@ -1,0 +1,320 @@
+/**
+ * The sweep spec: a JSON file (YAML would need a parser dependency, so JSON only), validated
+ * field by field. Every error is E_SWEEP_SPEC and names the field the way one would write it in
+ * the file (`spec.guidance_scales[2]: expected a number, got "x"`), so a typo is found at once.
+ *
+ * Paths inside the spec (prompt files, the reference folder or .npz, output) are relative to the
+ * spec file's folder, so a spec checked in next to its prompts runs from anywhere.
+ */
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { DiffevalError } from "../errors.js";
+import { METRIC_NAMES, type MetricName } from "../evaluate.js";
+
+/** What the sweep evaluates by default: everything that works on features of both sides. */
+export const DEFAULT_SWEEP_METRICS: MetricName[] = ["fid", "kid", "is", "pr", "dc", "vendi", "pairwise"];
+
+export type AxisValue = string | number | boolean;
+
+export interface GeneratorSpec {
+  type: string;
+  [setting: string]: unknown;
+}
+
+/** Where the prompts come from (file paths already resolved against the spec's folder). */
+export type PromptSource =
+  | { kind: "list"; prompts: string[] }
+  | { kind: "file"; file: string; n?: number; seed: number };
+
+export interface ReferenceSpec {
+  /** A folder, list file or zip of images, a stats .npz, a reference-statistics name, or `analytic:real`. */
+  source: string;
+  /** Images to draw when the generator supplies the reference (`analytic:real`). */
+  count?: number;
+  seed: number;
+}
+
+export interface SweepSpec {
+  name: string;
+  /** The spec file's folder: relative paths in the spec (and in its generator's settings) start here. */
+  baseDir: string;
+  generator: GeneratorSpec;
+  prompts: PromptSource;
+  /** "{prompt}" plus "{axis}" placeholders, e.g. "{prompt} <lora:style:{lora}>" (A1111 LoRA syntax). */
+  promptTemplate?: string;
+  negativePrompts: string[];
+  guidanceScales: number[];
+  seeds: number[];
+  width: number;
+  height: number;
+  steps: number;
+  axes: [string, AxisValue[]][];
+  reference: ReferenceSpec;
+  metrics: MetricName[];
+  bootstrap: number;
+  metricSeed: number;
+  protocol?: string;
+  /** Absolute: where images, manifest and (by default) the report go. */
+  output: string;
+  /** Absolute: the report folder (default `<output>/report`). */
+  report: string;
+}
+
+const KNOWN_FIELDS = [
+  "name", "generator", "prompts", "prompt_template", "negative_prompts", "guidance_scales", "seeds_per_prompt", "seed",
+  "seeds", "size", "steps", "axes", "reference", "metrics", "bootstrap", "metric_seed", "protocol", "output", "report", "$schema",
+] as const;
+
+/** Parameter names the grid already has: an extra axis may not reuse them. */
+const RESERVED_AXES = ["cfg_scale", "negative_prompt", "prompt", "seed", "w"];
+
+/** Reads and validates a spec file. */
+export async function loadSweepSpec(file: string): Promise<SweepSpec> {
+  const text = await readFile(file, "utf8").catch((e: NodeJS.ErrnoException) => {
+    throw new DiffevalError("E_SWEEP_SPEC", `${file}: cannot read the sweep spec (${e.code ?? e.message})`);
+  });
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new DiffevalError("E_SWEEP_SPEC", `${file}: not valid JSON (${(e as Error).message.replace(/\s+/g, " ")}); sweep specs are JSON`);
+  }
+  const name = path.basename(file).replace(/\.json$/i, "").replace(/\.sweep$/i, "");
+  return parseSweepSpec(json, { baseDir: path.dirname(path.resolve(file)), defaultName: name });
+}
+
+/** Validates a spec object; relative paths are resolved against `baseDir`. */
+export function parseSweepSpec(json: unknown, ctx: { baseDir: string; defaultName?: string }): SweepSpec {
+  const spec = object(json, "spec");
+  for (const key of Object.keys(spec)) {
+    if (!(KNOWN_FIELDS as readonly string[]).includes(key)) {
+      throw specError(`spec.${key}`, `unknown field; the fields are ${KNOWN_FIELDS.filter((k) => k !== "$schema").join(", ")}`);
+    }
+  }
+  const resolve = (p: string) => path.resolve(ctx.baseDir, p);
+  const name = optional(spec, "name", (v, f) => slugName(string(v, f), f)) ?? ctx.defaultName ?? "sweep";
+  const output = resolve(optional(spec, "output", nonEmptyString) ?? path.join("runs", name));
+  const [width, height] = sizeOf(spec.size);
+  const axes = axesOf(spec.axes);
+  const promptTemplate = optional(spec, "prompt_template", (v, f) => templateOf(v, f, axes));
+  return {
+    name,
+    baseDir: path.resolve(ctx.baseDir),
+    generator: generatorOf(spec.generator),
+    prompts: promptsOf(spec.prompts, resolve),
+    ...(promptTemplate !== undefined ? { promptTemplate } : {}),
+    negativePrompts: optional(spec, "negative_prompts", (v, f) => uniqueList(v, f, string)) ?? [""],
+    guidanceScales: required(spec, "guidance_scales", (v, f) => uniqueList(v, f, positiveNumber)),
+    seeds: seedsOf(spec),
+    width,
+    height,
+    steps: optional(spec, "steps", positiveInt) ?? 20,
+    axes,
+    reference: referenceOf(spec.reference, resolve),
+    metrics: optional(spec, "metrics", metricsOf) ?? DEFAULT_SWEEP_METRICS,
+    bootstrap: optional(spec, "bootstrap", nonNegativeInt) ?? 0,
+    metricSeed: optional(spec, "metric_seed", nonNegativeInt) ?? 0,
+    ...(spec.protocol !== undefined ? { protocol: nonEmptyString(spec.protocol, "spec.protocol") } : {}),
+    output,
+    report: spec.report === undefined ? path.join(output, "report") : resolve(nonEmptyString(spec.report, "spec.report")),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fields
+
+function generatorOf(v: unknown): GeneratorSpec {
+  if (typeof v === "string") return { type: nonEmptyString(v, "spec.generator") };
+  const g = object(v, "spec.generator");
+  return { ...g, type: required(g, "type", nonEmptyString, "spec.generator") };
+}
+
+function promptsOf(v: unknown, resolve: (p: string) => string): PromptSource {
+  if (v === undefined) throw specError("spec.prompts", "missing; give a list of prompts, a text file, prompts.jsonl or COCO captions JSON");
+  if (Array.isArray(v)) {
+    const prompts = list(v, "spec.prompts", nonEmptyString);
+    if (prompts.length === 0) throw specError("spec.prompts", "empty list; give at least one prompt");
+    return { kind: "list", prompts };
+  }
+  if (typeof v === "string") return { kind: "file", file: resolve(nonEmptyString(v, "spec.prompts")), seed: 0 };
+  const o = object(v, "spec.prompts");
+  for (const key of Object.keys(o)) {
+    if (!["file", "n", "seed"].includes(key)) throw specError(`spec.prompts.${key}`, "unknown field; expected file, n, seed");
+  }
+  return {
+    kind: "file",
+    file: resolve(required(o, "file", nonEmptyString, "spec.prompts")),
+    ...(o.n !== undefined ? { n: positiveInt(o.n, "spec.prompts.n") } : {}),
+    seed: optional(o, "seed", nonNegativeInt, "spec.prompts") ?? 0,
+  };
+}
+
+function seedsOf(spec: Record<string, unknown>): number[] {
+  if (spec.seeds !== undefined) {
+    if (spec.seeds_per_prompt !== undefined) throw specError("spec.seeds", "give either seeds or seeds_per_prompt, not both");
+    const seeds = uniqueList(spec.seeds, "spec.seeds", nonNegativeInt);
+    if (seeds.length === 0) throw specError("spec.seeds", "empty list; give at least one seed");
+    return seeds;
+  }
+  const n = optional(spec, "seeds_per_prompt", positiveInt) ?? 1;
+  const base = optional(spec, "seed", nonNegativeInt) ?? 0;
+  // The same seeds for every prompt and cell: cells differ only in their parameters (paired samples).
+  return Array.from({ length: n }, (_, i) => base + i);
+}
+
+function sizeOf(v: unknown): [number, number] {
+  if (v === undefined) return [512, 512];
+  if (typeof v === "number") {
+    const s = positiveInt(v, "spec.size");
+    return [s, s];
+  }
+  if (Array.isArray(v)) {
+    if (v.length !== 2) throw specError("spec.size", `expected [width, height], got ${v.length} value(s)`);
+    return [positiveInt(v[0], "spec.size[0]"), positiveInt(v[1], "spec.size[1]")];
+  }
+  const o = object(v, "spec.size");
+  return [required(o, "width", positiveInt, "spec.size"), required(o, "height", positiveInt, "spec.size")];
+}
+
+function axesOf(v: unknown): [string, AxisValue[]][] {
+  if (v === undefined) return [];
+  const o = object(v, "spec.axes");
+  return Object.entries(o).map(([name, values]) => {
+    const field = `spec.axes.${name}`;
+    if (!/^[A-Za-z_][\w.-]*$/.test(name)) throw specError(field, "axis names are letters, digits, _ . - (starting with a letter or _)");
+    if (RESERVED_AXES.includes(name)) {
+      throw specError(field, `'${name}' is already a sweep parameter; use ${name === "cfg_scale" ? "guidance_scales" : name === "negative_prompt" ? "negative_prompts" : "the spec's own field"}`);
+    }
+    const vals = uniqueList(values, field, axisValue);
+    if (vals.length === 0) throw specError(field, "empty list; give at least one value");
+    return [name, vals];
+  });
+}
+
+function templateOf(v: unknown, field: string, axes: [string, AxisValue[]][]): string {
+  const t = nonEmptyString(v, field);
+  if (!t.includes("{prompt}")) throw specError(field, `must contain {prompt}, got ${JSON.stringify(t)}`);
+  for (const [, name] of t.matchAll(/\{([^}]*)\}/g)) {
+    if (name !== "prompt" && !axes.some(([a]) => a === name)) {
+      throw specError(field, `{${name}} is neither {prompt} nor an axis (${axes.map(([a]) => a).join(", ") || "no axes"})`);
+    }
+  }
+  return t;
+}
+
+function referenceOf(v: unknown, resolve: (p: string) => string): ReferenceSpec {
+  if (v === undefined) throw specError("spec.reference", "missing; give a folder of real images, a stats .npz, a reference-statistics name or analytic:real");
+  const o = typeof v === "string" ? { source: v } : object(v, "spec.reference");
+  for (const key of Object.keys(o)) {
+    if (!["source", "count", "seed"].includes(key)) throw specError(`spec.reference.${key}`, "unknown field; expected source, count, seed");
+  }
+  const field = typeof v === "string" ? "spec.reference" : "spec.reference.source";
+  const source = nonEmptyString(o.source, field);
+  const generated = /^[a-z0-9]+:/i.test(source) && !path.isAbsolute(source) && !/^[A-Za-z]:[\\/]/.test(source);
+  const count = o.count === undefined ? undefined : positiveInt(o.count, "spec.reference.count");
+  if (generated && count === undefined) throw specError("spec.reference.count", `${source} draws its images: say how many (e.g. 1000)`);
+  return {
+    source: generated || !looksLikePath(source) ? source : resolve(source),
+    ...(count !== undefined ? { count } : {}),
+    seed: o.seed === undefined ? 0 : nonNegativeInt(o.seed, "spec.reference.seed"),
+  };
+}
+
+/** A reference-statistics name (no separators, no extension) stays a name; anything else is a path. */
+function looksLikePath(s: string): boolean {
+  return /[\\/]/.test(s) || /\.[A-Za-z0-9]+$/.test(s) || s === "." || s === "..";
+}
+
+function metricsOf(v: unknown, field: string): MetricName[] {
+  const names = list(v, field, (x, f) => {
+    const n = string(x, f).trim().toLowerCase();
+    if (!(METRIC_NAMES as readonly string[]).includes(n)) throw specError(f, `unknown metric ${JSON.stringify(x)}; choose from ${METRIC_NAMES.join(", ")}`);
+    return n as MetricName;
+  });
+  if (names.length === 0) throw specError(field, "empty list; give at least one metric");
+  return [...new Set(names)];
+}
+
+function slugName(v: string, field: string): string {
+  if (!/^[\w.-]+$/.test(v) || v.startsWith(".")) throw specError(field, `use letters, digits, _ . - (it names a folder), got ${JSON.stringify(v)}`);
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks that name the field
+
+type Check<T> = (v: unknown, field: string) => T;
+
+function required<T>(o: Record<string, unknown>, key: string, check: Check<T>, parent = "spec"): T {
+  if (o[key] === undefined) throw specError(`${parent}.${key}`, "missing");
+  return check(o[key], `${parent}.${key}`);
+}
+
+function optional<T>(o: Record<string, unknown>, key: string, check: Check<T>, parent = "spec"): T | undefined {
+  return o[key] === undefined ? undefined : check(o[key], `${parent}.${key}`);
+}
+
+function list<T>(v: unknown, field: string, check: Check<T>): T[] {
+  if (!Array.isArray(v)) throw specError(field, `expected a list, got ${describe(v)}`);
+  return v.map((x, i) => check(x, `${field}[${i}]`));
+}
+
+function uniqueList<T>(v: unknown, field: string, check: Check<T>): T[] {
+  const values = list(v, field, check);
+  values.forEach((x, i) => {
+    const first = values.indexOf(x);
+    if (first !== i) throw specError(`${field}[${i}]`, `${JSON.stringify(x)} repeats ${field}[${first}]`);
+  });
+  return values;
+}
+
+function object(v: unknown, field: string): Record<string, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw specError(field, `expected an object, got ${describe(v)}`);
+  return v as Record<string, unknown>;
+}
+
+function string(v: unknown, field: string): string {
+  if (typeof v !== "string") throw specError(field, `expected a string, got ${describe(v)}`);
+  return v;
+}
+
+function nonEmptyString(v: unknown, field: string): string {
+  const s = string(v, field);
+  if (s.trim() === "") throw specError(field, "expected a non-empty string");
+  return s;
+}
+
+function positiveNumber(v: unknown, field: string): number {
+  if (typeof v !== "number" || !Number.isFinite(v)) throw specError(field, `expected a number, got ${describe(v)}`);
+  if (v <= 0) throw specError(field, `expected a number > 0, got ${v}`);
+  return v;
+}
+
+function positiveInt(v: unknown, field: string): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) throw specError(field, `expected a positive integer, got ${describe(v)}`);
+  return v;
+}
+
+function nonNegativeInt(v: unknown, field: string): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 2 ** 53 - 1) {
+    throw specError(field, `expected a non-negative integer, got ${describe(v)}`);
+  }
+  return v;
+}
+
+function axisValue(v: unknown, field: string): AxisValue {
+  if (typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v))) return v;
+  throw specError(field, `expected a string, number or boolean, got ${describe(v)}`);
+}
+
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "object") return "an object";
+  if (typeof v === "string") return JSON.stringify(v);
+  return `${typeof v} ${String(v)}`;
+}
+
+function specError(field: string, message: string): DiffevalError {
+  return new DiffevalError("E_SWEEP_SPEC", `${field}: ${message}`);
+}
