@@ -73,6 +73,8 @@ export class OnnxGraph {
 export interface ValueInfo {
   name: string;
   dims: Dim[];
+  /** The element type; float32 when left out. */
+  elemType?: "float" | "int64";
 }
 
 function valueInfo(v: ValueInfo): onnxProto.onnx.IValueInfoProto {
@@ -80,7 +82,7 @@ function valueInfo(v: ValueInfo): onnxProto.onnx.IValueInfoProto {
     name: v.name,
     type: {
       tensorType: {
-        elemType: onnx.TensorProto.DataType.FLOAT,
+        elemType: v.elemType === "int64" ? onnx.TensorProto.DataType.INT64 : onnx.TensorProto.DataType.FLOAT,
         shape: { dim: v.dims.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })) },
       },
     },
