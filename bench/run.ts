@@ -1,12 +1,13 @@
 /**
  * `npm run bench`: every benchmark, one JSON file (bench-results/bench.json, or $BENCH_OUT).
- * Select some with BENCH_ONLY=convert,stats,preprocess,features,metrics.
+ * Select some with BENCH_ONLY=convert,stats,preprocess,features,metrics,encoders.
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { VERSION } from "../src/version.js";
 import { benchConvert } from "./convert.js";
+import { benchEncoders } from "./encoders.js";
 import { benchFeatures } from "./features.js";
 import { benchMetrics } from "./metrics.js";
 import { benchPreprocess } from "./preprocess.js";
@@ -18,6 +19,7 @@ const BENCHES: Record<string, () => Promise<Record<string, unknown>>> = {
   stats: benchStats,
   features: benchFeatures,
   metrics: benchMetrics,
+  encoders: benchEncoders,
 };
 
 async function main(): Promise<void> {

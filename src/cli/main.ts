@@ -2,6 +2,7 @@
 import { Command } from "commander";
 import { VERSION } from "../version.js";
 import { isDiffevalError } from "../errors.js";
+import { clipscoreCommand } from "./clipscore.js";
 import { featuresCommand } from "./features.js";
 import { gateCommand } from "./gate.js";
 import { jpegCommand } from "./jpeg.js";
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   program.addCommand(jpegCommand());
   program.addCommand(gateCommand());
   program.addCommand(modelCommand());
+  program.addCommand(clipscoreCommand());
   return program;
 }
 
