@@ -6,6 +6,7 @@
 import { DiffevalError } from "./errors.js";
 import { decodeImage } from "./io/decode.js";
 import { openImageSource } from "./io/sources.js";
+import { cmmd } from "./metrics/cmmd.js";
 import { bootstrapIntervals, type BootstrapInterval } from "./metrics/bootstrap.js";
 import { byGroup, meanPairwiseDistance, selectRows } from "./metrics/diversity.js";
 import { fidInfinity, type FidInfinityResult } from "./metrics/fid-infinity.js";
@@ -22,9 +23,13 @@ import { frechetDistanceDetails, frechetDistanceFromFeatures } from "./stats/fre
 import { gemm } from "./stats/gemm.js";
 import type { FeatureMatrix } from "./types.js";
 
-export const METRIC_NAMES = ["fid", "kid", "is", "pr", "dc", "sfid", "vendi", "pairwise", "msssim", "gauss", "fidinf"] as const;
+export const METRIC_NAMES = ["fid", "kid", "is", "pr", "dc", "sfid", "vendi", "pairwise", "msssim", "gauss", "fidinf", "fd", "cmmd"] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
 export const DEFAULT_METRICS: MetricName[] = ["fid", "kid", "is", "pr", "dc"];
+/** The default for an encoder other than inception (no IS or sFID there; FD in place of FID). */
+export const DEFAULT_ENCODER_METRICS: MetricName[] = ["fd", "kid", "pr", "dc"];
+/** Metrics that only exist in the Inception feature space. */
+const INCEPTION_ONLY: readonly MetricName[] = ["fid", "is", "sfid", "fidinf"];
 
 /** What a metric key holds in the results: a number, or an estimate with its spread. */
 export type Estimate = number | { mean: number; std: number; ci95?: [number, number] };
@@ -65,7 +70,8 @@ export function parseMetricList(list: string): MetricName[] {
 
 export async function computeMetrics(opts: MetricsOptions): Promise<MetricsResult> {
   const t0 = performance.now();
-  const pair = await resolveSourcePair({ ...opts, spatial: opts.metrics.includes("sfid") || opts.spatial });
+  const inception = (opts.encoder ?? "inception") === "inception";
+  const pair = await resolveSourcePair({ ...opts, spatial: inception && (opts.metrics.includes("sfid") || opts.spatial) });
   const { metrics, skipped } = await metricsOfPair(pair, opts);
   return { metrics, skipped, ...provenance(pair, t0) };
 }
@@ -84,10 +90,11 @@ export type MetricSettings = Pick<
  * extract its reference once and compare every cell with it.
  */
 export async function metricsOfPair(
-  pair: Pick<SourcePair, "real" | "fake" | "onnxPath">,
+  pair: Pick<SourcePair, "real" | "fake" | "onnxPath"> & Partial<Pick<SourcePair, "encoder">>,
   opts: MetricSettings,
 ): Promise<Pick<MetricsResult, "metrics" | "skipped">> {
   const want = new Set(opts.metrics);
+  const encoder = pair.encoder ?? "inception";
   const seed = opts.metricSeed ?? 0;
   const { real, fake } = pair;
   const out: MetricsResult["metrics"] = {};
@@ -99,12 +106,22 @@ export async function metricsOfPair(
     return false;
   };
 
-  if (want.has("fid")) {
-    out.fid =
-      real.features && fake.features
-        ? frechetDistanceFromFeatures(real.features, fake.features)
-        : frechetDistanceDetails(real.gaussian, fake.gaussian).value;
+  if (encoder !== "inception") {
+    for (const m of INCEPTION_ONLY) {
+      if (!want.has(m)) continue;
+      want.delete(m);
+      skipped[m] = `exists only for the inception encoder, not ${encoder}${m === "fid" ? "; fd is the Frechet distance in this encoder's space" : ""}`;
+    }
   }
+  const frechet = () =>
+    real.features && fake.features
+      ? frechetDistanceFromFeatures(real.features, fake.features)
+      : frechetDistanceDetails(real.gaussian, fake.gaussian).value;
+  if (want.has("fid")) out.fid = frechet();
+  // The Frechet distance in the encoder's space (FD-DINOv2 with dinov2; equals fid for inception).
+  if (want.has("fd")) out.fd = typeof out.fid === "number" ? out.fid : frechet();
+  // CMMD (Jayasumana et al. 2024): cmmd() L2-normalises the embeddings itself.
+  if (want.has("cmmd") && needFeatures("cmmd", real, fake)) out.cmmd = cmmd(real.features!, fake.features!);
   if (want.has("kid") && needFeatures("kid", real, fake)) {
     const r = kid(real.features!, fake.features!, { subsets: opts.kidSubsets, subsetSize: opts.kidSubsetSize, seed });
     out.kid = { mean: r.mean, std: r.std };

@@ -43,3 +43,10 @@ export type { Generator, GenerationRequest, GeneratedImage } from "./generators/
 export { createGenerator } from "./generators/registry.js";
 export { createAnalyticGenerator, analyticClasses } from "./generators/analytic/index.js";
 export { runSweep } from "./sweep/run-sweep.js";
+export { resolveEncoder, ENCODER_NAMES, type EncoderName } from "./features/encoders.js";
+export { cmmd } from "./metrics/cmmd.js";
+export { clipScore } from "./metrics/clip-score.js";
+export { loadClipTokenizer } from "./text/clip-tokenizer.js";
+export { readSafetensors } from "./models/safetensors.js";
+export { buildClipVisionOnnx, buildClipTextOnnx } from "./models/clip-onnx.js";
+export { buildDinov2Onnx } from "./models/dinov2-onnx.js";

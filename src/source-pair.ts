@@ -7,6 +7,7 @@
  */
 import { DiffevalError } from "./errors.js";
 import { DEFAULT_PROTOCOL, openExtractor, type Extractor, type ExtractorOptions } from "./features/extractor.js";
+import { DEFAULT_ENCODER, type EncoderName } from "./features/encoders.js";
 import { POOL3_DIM } from "./features/inception-runner.js";
 import { extractSource, openImageSide, resolveStatsSource, type ResolvedSource } from "./io/resolve-source.js";
 import type { ImageSource } from "./io/sources.js";
@@ -26,6 +27,8 @@ export interface SourcePairOptions extends ExtractorOptions {
 export interface SourcePair {
   real: ResolvedSource;
   fake: ResolvedSource;
+  /** The feature space (features/encoders.ts). */
+  encoder: EncoderName;
   protocol: string;
   weightsSha256: string;
   /** The device features were extracted on (absent when both sides are stats files). */
@@ -38,6 +41,8 @@ export interface SourcePair {
 
 /** What every comparison result records, so that two numbers are never compared across settings. */
 export interface Provenance {
+  /** The feature space; recorded only when it is not inception (older results have none). */
+  encoder?: EncoderName;
   protocol: string;
   weights_sha256: string;
   /** Image counts; null for a stats file that does not record its n (pytorch-fid's). */
@@ -55,6 +60,7 @@ export interface Provenance {
 
 export function provenance(pair: SourcePair, startedAt: number): Provenance {
   return {
+    ...(pair.encoder !== "inception" ? { encoder: pair.encoder } : {}),
     protocol: pair.protocol,
     weights_sha256: pair.weightsSha256,
     n_real: pair.real.gaussian.n || null,
@@ -78,7 +84,10 @@ export async function resolveSourcePair(opts: SourcePairOptions): Promise<Source
   // Stats files and reference-statistics names (fetched into the cache on first use).
   const statsOpts = { log: opts.log, onProgress: opts.onDownloadProgress };
   const stats = await Promise.all(specs.map((s) => resolveStatsSource(s, statsOpts)));
-  const protocol = opts.protocol ?? stats.find((s) => s?.meta.protocol)?.meta.protocol ?? DEFAULT_PROTOCOL;
+  const encoder = opts.encoder ?? DEFAULT_ENCODER;
+  // An encoder other than inception has its own preprocessing: its protocol is known once it is resolved.
+  const protocol =
+    encoder === "inception" ? (opts.protocol ?? stats.find((s) => s?.meta.protocol)?.meta.protocol ?? DEFAULT_PROTOCOL) : opts.protocol;
 
   const images: (ImageSource | undefined)[] = [];
   let extractor: Extractor | undefined;
@@ -90,7 +99,7 @@ export async function resolveSourcePair(opts: SourcePairOptions): Promise<Source
     for (const [i, spec] of specs.entries()) {
       images.push(stats[i] ? undefined : await openImageSide(spec, { limit: opts.limit, seed: opts.seed }));
     }
-    if (!opts.force) refuseBeforeExtracting(specs, stats, protocol);
+    if (!opts.force) refuseBeforeExtracting(specs, stats, protocol, encoder);
     if (images.some(Boolean)) extractor = await openExtractor({ ...opts, protocol });
     const resolve = (i: 0 | 1, side: "real" | "fake") =>
       stats[i] ??
@@ -113,7 +122,8 @@ export async function resolveSourcePair(opts: SourcePairOptions): Promise<Source
   return {
     real,
     fake,
-    protocol: real.meta.protocol ?? fake.meta.protocol ?? protocol,
+    encoder,
+    protocol: real.meta.protocol ?? fake.meta.protocol ?? protocol ?? extractor?.protocol ?? "unknown",
     weightsSha256: String(real.meta.weights_sha256 ?? fake.meta.weights_sha256 ?? "unknown"),
     device: extractor?.device,
     onnxPath: extractor?.model.onnxPath,
@@ -125,19 +135,34 @@ export async function resolveSourcePair(opts: SourcePairOptions): Promise<Source
 }
 
 /** A stats file against images: refuse a protocol or dimension mismatch before the slow part. */
-function refuseBeforeExtracting(specs: readonly string[], stats: (ResolvedSource | undefined)[], protocol: string): void {
+function refuseBeforeExtracting(
+  specs: readonly string[],
+  stats: (ResolvedSource | undefined)[],
+  protocol: string | undefined,
+  encoder: EncoderName,
+): void {
   const [i, j] = stats[0] ? [0, 1] : [1, 0];
   const known = stats[i];
   if (!known || stats[j]) return;
-  assertComparable(known, { spec: specs[j], meta: { protocol } });
+  assertComparable(known, { spec: specs[j], meta: { ...(encoder !== "inception" ? { encoder } : {}), ...(protocol ? { protocol } : {}) } });
   const d = known.gaussian.mu.length;
-  if (d !== POOL3_DIM) {
+  if (encoder === "inception" && d !== POOL3_DIM) {
     throw new DiffevalError("E_STATS_DIM", `${known.spec} holds ${d}-d statistics; ${specs[j]} would give ${POOL3_DIM}-d Inception features`);
   }
 }
 
-/** Refuses to compare statistics made under different protocols or weights (E_PROTOCOL_MISMATCH). */
+/** Refuses to compare statistics made with different encoders, protocols or weights (E_PROTOCOL_MISMATCH). */
 export function assertComparable(a: Pick<ResolvedSource, "spec" | "meta">, b: Pick<ResolvedSource, "spec" | "meta">): void {
+  // A file without an encoder predates the other encoders: inception.
+  const ea = a.meta.encoder ?? DEFAULT_ENCODER;
+  const eb = b.meta.encoder ?? DEFAULT_ENCODER;
+  if (ea !== eb) {
+    throw new DiffevalError(
+      "E_PROTOCOL_MISMATCH",
+      `${a.spec} was computed with encoder ${ea}, ${b.spec} with ${eb}: distances between different feature spaces mean nothing. ` +
+        `Recompute one side with the same --encoder, or pass --force to compare anyway.`,
+    );
+  }
   for (const key of ["protocol", "weights_sha256"] as const) {
     const x = a.meta[key];
     const y = b.meta[key];

@@ -1,11 +1,14 @@
 /** Flags shared by every command that extracts features, and their translation to library options. */
 import { Command, Option } from "commander";
 import { DiffevalError } from "../errors.js";
+import { parseEncoderName } from "../features/encoders.js";
 import type { ExtractorOptions } from "../features/extractor.js";
 import { parseDevice } from "../features/session.js";
 import type { Provenance } from "../source-pair.js";
 
 export interface ExtractionFlags {
+  /** Only on commands that take --encoder (features, metrics). */
+  encoder?: string;
   protocol?: string;
   weights?: string;
   device: string;
@@ -20,7 +23,7 @@ export interface ExtractionFlags {
 export function addExtractionOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option("--protocol <name>", "resize protocol: clean (default), legacy-pytorch, legacy-tensorflow"))
-    .option("--weights <file>", "FID Inception weights (.pth or .onnx); default $DIFFEVAL_WEIGHTS, then the cache")
+    .option("--weights <file>", "FID Inception weights (.pth or .onnx; default $DIFFEVAL_WEIGHTS, then the cache), or the --encoder's weights (file or folder)")
     .option("--device <device>", "auto, cpu, cuda or webgpu", "auto")
     .option("--batch-size <n>", "images per inference batch", "16")
     .option("--threads <n>", "worker threads for decoding and resizing (default: cores - 1)")
@@ -30,8 +33,18 @@ export function addExtractionOptions(cmd: Command): Command {
     .option("--seed <n>", "seed for --limit's subset", "0");
 }
 
+/** `--encoder inception|clip|dinov2` (features/encoders.ts), for the commands that support it. */
+export function addEncoderOption(cmd: Command): Command {
+  return cmd.option(
+    "--encoder <name>",
+    "feature space: inception (default), clip (raw projected image embeddings; --weights a Hugging Face CLIP folder) " +
+      "or dinov2 (normalised class tokens; --weights a .pth with its config.json, or their folder)",
+  );
+}
+
 export function extractorOptions(flags: ExtractionFlags): ExtractorOptions {
   return {
+    ...(flags.encoder !== undefined ? { encoder: parseEncoderName(flags.encoder) } : {}),
     protocol: flags.protocol,
     weights: flags.weights,
     device: parseDevice(flags.device),
@@ -74,5 +87,6 @@ export function reportSkipped(spec: string, skipped: { name: string; message: st
 export function provenanceLine(p: Provenance, note = ""): string {
   const weights = p.weights_sha256 === "unknown" ? "unknown weights" : `weights ${p.weights_sha256.slice(0, 12)}`;
   const n = (v: number | null) => (v === null ? "unknown" : String(v));
-  return `protocol ${p.protocol}, ${weights}, n_real ${n(p.n_real)}, n_fake ${n(p.n_fake)}${note}, ${p.seconds.toFixed(1)} s\n`;
+  const encoder = p.encoder && p.encoder !== "inception" ? `encoder ${p.encoder}, ` : "";
+  return `${encoder}protocol ${p.protocol}, ${weights}, n_real ${n(p.n_real)}, n_fake ${n(p.n_fake)}${note}, ${p.seconds.toFixed(1)} s\n`;
 }

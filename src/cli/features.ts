@@ -6,7 +6,7 @@ import { writeFileAtomic } from "../io/atomic.js";
 import { writeNpy } from "../io/npy.js";
 import { openImageSource } from "../io/sources.js";
 import { VERSION } from "../version.js";
-import { addExtractionOptions, extractorOptions, reportSkipped, subsetOptions, type ExtractionFlags } from "./common-options.js";
+import { addEncoderOption, addExtractionOptions, extractorOptions, reportSkipped, subsetOptions, type ExtractionFlags } from "./common-options.js";
 import { imageProgress } from "./image-progress.js";
 
 interface FeaturesFlags extends ExtractionFlags {
@@ -16,16 +16,22 @@ interface FeaturesFlags extends ExtractionFlags {
 
 export function featuresCommand(): Command {
   const cmd = new Command("features")
-    .description("extract N x 2048 float32 pool3 features to a .npy, with a .json sidecar listing the files")
+    .description(
+      "extract float32 features to a .npy (N x 2048 Inception pool3, or the --encoder's embeddings), with a .json sidecar listing the files",
+    )
     .argument("<source>", "folder, list file or zip of images")
-    .requiredOption("--out <feats.npy>", "pool3 features (N x 2048 float32)")
+    .requiredOption("--out <feats.npy>", "features (N x d float32)")
     .option("--logits <out.npy>", "also write the N x 1008 logits");
-  return addExtractionOptions(cmd).action(async (spec: string, flags: FeaturesFlags) => {
+  return addEncoderOption(addExtractionOptions(cmd)).action(async (spec: string, flags: FeaturesFlags) => {
     for (const f of [flags.out, flags.logits]) {
       if (f !== undefined && !/\.npy$/i.test(f)) throw new DiffevalError("E_USAGE", `output files must end in .npy, got '${f}'`);
     }
+    const options = extractorOptions(flags);
+    if (flags.logits && (options.encoder ?? "inception") !== "inception") {
+      throw new DiffevalError("E_USAGE", `--logits exists only for the inception encoder, not ${options.encoder}`);
+    }
     const source = await openImageSource(spec, subsetOptions(flags));
-    const extractor = await openExtractor(extractorOptions(flags)).catch(async (e: unknown) => {
+    const extractor = await openExtractor(options).catch(async (e: unknown) => {
       await source.close();
       throw e;
     });
@@ -41,6 +47,7 @@ export function featuresCommand(): Command {
       const sidecar = flags.out.replace(/\.npy$/i, ".json");
       const listing = {
         source: spec,
+        encoder: extractor.encoder,
         protocol: extractor.protocol,
         weights_sha256: extractor.model.weightsSha256,
         n: out.pool3.n,

@@ -2,16 +2,16 @@
 import { readFile } from "node:fs/promises";
 import { Command } from "commander";
 import { DiffevalError } from "../errors.js";
-import { computeMetrics, DEFAULT_METRICS, METRIC_NAMES, parseMetricList, type MetricsResult } from "../evaluate.js";
+import { computeMetrics, DEFAULT_ENCODER_METRICS, DEFAULT_METRICS, METRIC_NAMES, parseMetricList, type MetricsResult } from "../evaluate.js";
 import { provenanceJson } from "../source-pair.js";
-import { addExtractionOptions, extractorOptions, positiveInt, provenanceLine, subsetOptions, type ExtractionFlags } from "./common-options.js";
+import { addEncoderOption, addExtractionOptions, extractorOptions, positiveInt, provenanceLine, subsetOptions, type ExtractionFlags } from "./common-options.js";
 import { warnFormatMix } from "./format-warning.js";
 import { imageProgress } from "./image-progress.js";
 
 interface MetricsFlags extends ExtractionFlags {
   real: string;
   fake: string;
-  metrics: string;
+  metrics?: string;
   bootstrap?: string;
   metricSeed: string;
   json?: boolean;
@@ -29,7 +29,10 @@ export function metricsCommand(): Command {
     .description("FID, KID, IS, precision/recall, density/coverage, sFID, diversity and Gaussianity over the same features")
     .requiredOption("--real <source>", "reference images or stats .npz")
     .requiredOption("--fake <source>", "generated images or stats .npz")
-    .option("--metrics <list>", `comma-separated: ${METRIC_NAMES.join(",")}`, DEFAULT_METRICS.join(","))
+    .option(
+      "--metrics <list>",
+      `comma-separated: ${METRIC_NAMES.join(",")} (default ${DEFAULT_METRICS.join(",")}; with --encoder clip or dinov2 ${DEFAULT_ENCODER_METRICS.join(",")})`,
+    )
     .option("--bootstrap <B>", "bootstrap replicates for 95% intervals of fid, kid, precision, recall")
     .option("--metric-seed <n>", "seed of KID subsets, bootstrap, MS-SSIM pairs, projections", "0")
     .option("--groups <file>", "JSON {image name: group} or TSV 'name<TAB>group': diversity per group (e.g. prompt)")
@@ -39,17 +42,19 @@ export function metricsCommand(): Command {
     .option("--dc-k <n>", "k of density/coverage (default 5)")
     .option("--msssim-pairs <n>", "MS-SSIM random pairs (default 100)")
     .option("--json", "print one JSON object")
-    .option("--force", "compare even when the sides disagree on protocol or weights");
-  return addExtractionOptions(cmd).action(async (flags: MetricsFlags) => {
+    .option("--force", "compare even when the sides disagree on encoder, protocol or weights");
+  return addEncoderOption(addExtractionOptions(cmd)).action(async (flags: MetricsFlags) => {
     const int = (v: string | undefined, flag: string) => (v === undefined ? undefined : positiveInt(v, flag));
+    const options = extractorOptions(flags);
+    const defaults = (options.encoder ?? "inception") === "inception" ? DEFAULT_METRICS : DEFAULT_ENCODER_METRICS;
     const progress = imageProgress();
     const result = await computeMetrics({
-      ...extractorOptions(flags),
+      ...options,
       ...subsetOptions(flags),
       real: flags.real,
       fake: flags.fake,
       force: flags.force,
-      metrics: parseMetricList(flags.metrics),
+      metrics: flags.metrics === undefined ? defaults : parseMetricList(flags.metrics),
       bootstrap: int(flags.bootstrap, "--bootstrap"),
       metricSeed: Number(flags.metricSeed),
       groups: flags.groups ? await readGroups(flags.groups) : undefined,
@@ -69,7 +74,7 @@ export function metricsCommand(): Command {
 
 function jsonResult(r: MetricsResult): Record<string, unknown> {
   const { metrics, skipped, ...rest } = r;
-  return { ...metrics, ...provenanceJson(rest), ...(Object.keys(skipped).length ? { skipped } : {}) };
+  return { ...metrics, encoder: rest.encoder ?? "inception", ...provenanceJson(rest), ...(Object.keys(skipped).length ? { skipped } : {}) };
 }
 
 /** One aligned row per number: metric, value, ± std, 95% interval. */

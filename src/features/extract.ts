@@ -11,14 +11,23 @@ import { DiffevalError, isDiffevalError } from "../errors.js";
 import type { ImageItem } from "../io/sources.js";
 import type { FeatureMatrix } from "../types.js";
 import type { CachedFeatures, FeatureCache } from "./feature-cache.js";
-import { INPUT_SIZE, OUTPUT_DIMS, type InceptionRunner, type OutputName } from "./inception-runner.js";
+import { INPUT_SIZE, OUTPUT_DIMS } from "./inception-runner.js";
 import type { ImagePreparer } from "./prepare-pool.js";
 
+/** Runs a batch (n x 3 x size x size, NCHW) through a network: row-major n x dim outputs by name. */
+export type FeatureRunner = (images: Float32Array, n: number) => Promise<Partial<Record<string, Float32Array>>>;
+
 export interface ExtractOptions {
-  run: InceptionRunner;
+  run: FeatureRunner;
   preparer: ImagePreparer;
   /** The model outputs to collect (default pool3 and logits); the cache must hold the same. */
-  outputs?: OutputName[];
+  outputs?: string[];
+  /** Per-image widths of the outputs (default Inception's OUTPUT_DIMS). */
+  dims?: Record<string, number>;
+  /** The output returned as `pool3` (the features every metric uses; default "pool3"). */
+  primary?: string;
+  /** Side of the square network input (default Inception's 299). */
+  inputSize?: number;
   batchSize?: number;
   cache?: FeatureCache;
   /** Turn undecodable images into warnings (counted in `skipped`) instead of an error. */
@@ -29,7 +38,9 @@ export interface ExtractOptions {
 export interface ExtractedFeatures {
   /** Names of the images that have a row, in row order. */
   names: string[];
+  /** The main features: Inception's pool3, or another encoder's embedding (ExtractOptions.primary). */
   pool3: FeatureMatrix;
+  /** Inception's logits (0 columns for an encoder without them). */
   logits: FeatureMatrix;
   /** sFID's spatial features, when the model has them and they were asked for. */
   spatial?: FeatureMatrix;
@@ -37,8 +48,6 @@ export interface ExtractedFeatures {
   /** Images that went through the network in this call (the rest came from the cache). */
   inferred: number;
 }
-
-const IMAGE_SIZE = 3 * INPUT_SIZE * INPUT_SIZE;
 
 type Prepared =
   | { kind: "cached"; features: CachedFeatures }
@@ -48,18 +57,18 @@ type Prepared =
 export async function extractFeatures(items: ImageItem[], opts: ExtractOptions): Promise<ExtractedFeatures> {
   const batchSize = Math.max(1, opts.batchSize ?? 16);
   const outputs = opts.outputs ?? ["pool3", "logits"];
+  const dims: Record<string, number> = opts.dims ?? OUTPUT_DIMS;
+  const primary = opts.primary ?? "pool3";
+  const IMAGE_SIZE = 3 * (opts.inputSize ?? INPUT_SIZE) ** 2;
   const total = items.length;
-  const rows = Object.fromEntries(outputs.map((o) => [o, new Float32Array(total * OUTPUT_DIMS[o])])) as Record<
-    OutputName,
-    Float32Array
-  >;
+  const rows: Record<string, Float32Array> = Object.fromEntries(outputs.map((o) => [o, new Float32Array(total * dims[o])]));
   const names: string[] = [];
   const skipped: ExtractedFeatures["skipped"] = [];
   let inferred = 0;
   let done = 0;
 
   const store = (row: number, features: CachedFeatures) => {
-    for (const o of outputs) rows[o].set(features[o], row * OUTPUT_DIMS[o]);
+    for (const o of outputs) rows[o].set(features[o], row * dims[o]);
   };
 
   // Rows waiting for the current batch's inference: their row index, content hash and location.
@@ -73,12 +82,12 @@ export async function extractFeatures(items: ImageItem[], opts: ExtractOptions):
     for (let i = 0; i < n; i++) {
       const features: CachedFeatures = {};
       for (const o of outputs) {
-        const dim = OUTPUT_DIMS[o];
+        const dim = dims[o];
         const all = out[o];
         if (!all) throw new DiffevalError("E_MODEL_OUTPUTS", `the model has no '${o}' output`);
         features[o] = all.slice(i * dim, (i + 1) * dim);
       }
-      assertFinite(features.pool3, batch[i].location);
+      assertFinite(features[primary], batch[i].location);
       store(batch[i].row, features);
       await opts.cache?.put(batch[i].sha, features);
     }
@@ -127,11 +136,11 @@ export async function extractFeatures(items: ImageItem[], opts: ExtractOptions):
   opts.onProgress?.(done, total);
 
   const n = names.length;
-  const matrix = (o: OutputName): FeatureMatrix => ({ n, d: OUTPUT_DIMS[o], data: rows[o].slice(0, n * OUTPUT_DIMS[o]) });
+  const matrix = (o: string): FeatureMatrix => ({ n, d: dims[o], data: rows[o].slice(0, n * dims[o]) });
   return {
     names,
-    pool3: matrix("pool3"),
-    logits: matrix("logits"),
+    pool3: matrix(primary),
+    logits: outputs.includes("logits") ? matrix("logits") : { n, d: 0, data: new Float32Array(0) },
     ...(outputs.includes("spatial") ? { spatial: matrix("spatial") } : {}),
     skipped,
     inferred,

@@ -4,15 +4,19 @@
  */
 import type { ImageItem } from "../io/sources.js";
 import { resolveInceptionModel, type ResolvedModel } from "../models/resolve-model.js";
-import { DEFAULT_PROTOCOL, getProtocol } from "../preprocess/protocols.js";
+import { DiffevalError } from "../errors.js";
+import { DEFAULT_PROTOCOL, getProtocol, isProtocolName } from "../preprocess/protocols.js";
 import { openFeatureCache } from "./feature-cache.js";
 import { extractFeatures, type ExtractedFeatures } from "./extract.js";
 import { inceptionRunner, OUTPUT_DIMS, sessionOutputs } from "./inception-runner.js";
 import { createImagePreparer, defaultThreadCount } from "./prepare-pool.js";
 import { openSession, type DeviceName, type ResolvedDevice } from "./session.js";
 import { cacheDir } from "../models/cache.js";
+import { DEFAULT_ENCODER, encoderRunner, resolveEncoder, type EncoderName, type ResolvedEncoder } from "./encoders.js";
 
 export interface ExtractorOptions {
+  /** The feature space (encoders.ts): inception (default), clip or dinov2. */
+  encoder?: EncoderName;
   protocol?: string;
   /** A .pth or .onnx file; default: $DIFFEVAL_WEIGHTS, then the cached standard weights. */
   weights?: string;
@@ -32,6 +36,8 @@ export interface ExtractorOptions {
 }
 
 export interface Extractor {
+  encoder: EncoderName;
+  /** The preprocessing: an FID protocol for inception, the encoder's (e.g. "clip", "dinov2") otherwise. */
   protocol: string;
   model: ResolvedModel;
   device: ResolvedDevice;
@@ -49,6 +55,8 @@ export interface Extractor {
 export { DEFAULT_PROTOCOL };
 
 export async function openExtractor(opts: ExtractorOptions = {}): Promise<Extractor> {
+  const encoder = opts.encoder ?? DEFAULT_ENCODER;
+  if (encoder !== "inception") return openEncoderExtractor(encoder, opts);
   const protocol = getProtocol(opts.protocol ?? DEFAULT_PROTOCOL).name;
   const log = opts.log ?? (() => {});
   const model = await resolveInceptionModel({
@@ -76,6 +84,7 @@ export async function openExtractor(opts: ExtractorOptions = {}): Promise<Extrac
         });
   const run = inceptionRunner(opened.session);
   return {
+    encoder,
     protocol,
     model,
     device: opened.device,
@@ -85,6 +94,52 @@ export async function openExtractor(opts: ExtractorOptions = {}): Promise<Extrac
         run,
         preparer,
         outputs,
+        batchSize: opts.batchSize,
+        cache: use.cache === false ? undefined : cache,
+        skipBad: opts.skipBad,
+        onProgress,
+      }),
+    async close() {
+      await preparer.close();
+      await opened.session.release();
+    },
+  };
+}
+
+/** A CLIP or DINOv2 extractor: the same pipeline, with the encoder's input, output and preprocessing. */
+async function openEncoderExtractor(encoder: Exclude<EncoderName, "inception">, opts: ExtractorOptions): Promise<Extractor> {
+  const log = opts.log ?? (() => {});
+  if (opts.spatial) throw new DiffevalError("E_USAGE", `sFID's spatial features exist only for the inception encoder, not ${encoder}`);
+  if (opts.protocol !== undefined && opts.protocol !== DEFAULT_PROTOCOL && isProtocolName(opts.protocol)) {
+    throw new DiffevalError("E_USAGE", `--protocol ${opts.protocol} is an Inception resize protocol; the ${encoder} encoder has its own preprocessing`);
+  }
+  const enc: ResolvedEncoder = await resolveEncoder(encoder, { weights: opts.weights, log });
+  const opened = await openSession(enc.onnxPath, opts.device ?? "auto");
+  if ((opts.device ?? "auto") === "auto") {
+    const why = opened.skipped.length ? ` (${opened.skipped.join("; ")})` : "";
+    log(`device: ${opened.device}${why}`);
+  }
+  const preparer = createImagePreparer(enc.protocol, opts.threads ?? defaultThreadCount());
+  const dims = { [enc.outputName]: enc.dim };
+  const cache =
+    opts.cache === false
+      ? undefined
+      : openFeatureCache({ root: cacheDir(), weightsSha256: enc.weightsSha256, protocol: enc.protocol, outputs: [[enc.outputName, enc.dim]] });
+  const run = encoderRunner(opened.session, enc);
+  return {
+    encoder,
+    protocol: enc.protocol,
+    model: { onnxPath: enc.onnxPath, weightsSha256: enc.weightsSha256, weightsPath: enc.weightsPath, source: "flag" },
+    device: opened.device,
+    threads: preparer.threads,
+    extract: (items, onProgress, use = {}) =>
+      extractFeatures(items, {
+        run,
+        preparer,
+        outputs: [enc.outputName],
+        dims,
+        primary: enc.outputName,
+        inputSize: enc.inputSize,
         batchSize: opts.batchSize,
         cache: use.cache === false ? undefined : cache,
         skipBad: opts.skipBad,

@@ -15,6 +15,8 @@ import { openImageSource, type ImageSource, type ImageSourceOptions } from "./so
 
 /** What a stats file written by `diffeval stats` says about how it was made. */
 export interface StatsMeta {
+  /** The feature space (features/encoders.ts); absent means inception (older files). */
+  encoder?: string;
   protocol?: string;
   weights_sha256?: string;
   n?: number;
@@ -107,6 +109,12 @@ export async function extractSource(
     spatial: out.spatial,
     names: out.names,
     skipped: out.skipped,
-    meta: { protocol: extractor.protocol, weights_sha256: extractor.model.weightsSha256, n: out.pool3.n, source: spec },
+    meta: {
+      ...(extractor.encoder !== "inception" ? { encoder: extractor.encoder } : {}),
+      protocol: extractor.protocol,
+      weights_sha256: extractor.model.weightsSha256,
+      n: out.pool3.n,
+      source: spec,
+    },
   };
 }

@@ -77,3 +77,70 @@ export function hashMatches(actual: string, full?: string, prefix?: string): boo
 export function findEntryBySha256(sha256: string): WeightsEntry | undefined {
   return ENTRIES.find((e) => hashMatchesEntry(e, sha256));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Encoders other than FID Inception (src/features/encoders.ts): CLIP and DINOv2.
+
+/** One file of an encoder's weights, as published upstream. */
+export interface EncoderWeightsFile {
+  name: string;
+  url: string;
+  /**
+   * Full hex sha256, only where a public source confirms it. None is recorded yet: results
+   * still record the real hash of the file used, but a download cannot be verified against
+   * these entries (they are unverified, and carry no hash prefix either).
+   */
+  sha256?: string;
+}
+
+export interface EncoderWeightsEntry {
+  id: string;
+  encoder: "clip" | "dinov2";
+  files: readonly EncoderWeightsFile[];
+  description: string;
+}
+
+const HF = (repo: string, file: string): EncoderWeightsFile => ({
+  name: file,
+  url: `https://huggingface.co/${repo}/resolve/main/${file}`,
+});
+const HF_CLIP_FILES = ["config.json", "model.safetensors", "preprocessor_config.json"] as const;
+
+const ENCODER_ENTRIES: readonly EncoderWeightsEntry[] = [
+  {
+    id: "openai/clip-vit-large-patch14",
+    encoder: "clip",
+    files: HF_CLIP_FILES.map((f) => HF("openai/clip-vit-large-patch14", f)),
+    description: "OpenAI CLIP ViT-L/14 at 224 (the CMMD paper's and torchmetrics' CLIP score default)",
+  },
+  {
+    id: "openai/clip-vit-large-patch14-336",
+    encoder: "clip",
+    files: HF_CLIP_FILES.map((f) => HF("openai/clip-vit-large-patch14-336", f)),
+    description: "OpenAI CLIP ViT-L/14 at 336",
+  },
+  {
+    id: "openai/clip-vit-base-patch32",
+    encoder: "clip",
+    files: HF_CLIP_FILES.map((f) => HF("openai/clip-vit-base-patch32", f)),
+    description: "OpenAI CLIP ViT-B/32 at 224",
+  },
+  {
+    id: "dinov2_vitl14",
+    encoder: "dinov2",
+    files: [{ name: "dinov2_vitl14_pretrain.pth", url: "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/dinov2_vitl14_pretrain.pth" }],
+    description: "DINOv2 ViT-L/14 (torch hub dinov2_vitl14; dgm-eval's FD-DINOv2 encoder); needs a config.json of its constructor arguments next to it",
+  },
+];
+
+export function knownEncoderWeightsIds(): string[] {
+  return ENCODER_ENTRIES.map((e) => e.id);
+}
+
+export function getEncoderWeightsEntry(id: string): EncoderWeightsEntry {
+  const entry = ENCODER_ENTRIES.find((e) => e.id === id);
+  if (!entry) {
+    throw new DiffevalError("E_WEIGHTS_UNKNOWN", `unknown encoder weights id "${id}"; known ids: ${knownEncoderWeightsIds().join(", ")}`);
+  }
+  return entry;
+}

@@ -1,0 +1,111 @@
+import { existsSync, mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  clipPreprocessName,
+  dinov2PreprocessName,
+  encoderPreprocess,
+  parseClipPreprocessName,
+} from "../../src/features/encoder-preprocess.js";
+import { encoderOnnxCachePath, parseEncoderName, resolveEncoder } from "../../src/features/encoders.js";
+import { openExtractor } from "../../src/features/extractor.js";
+import { openImageSource } from "../../src/io/sources.js";
+import { getEncoderWeightsEntry, knownEncoderWeightsIds } from "../../src/models/registry.js";
+import { CLIP_PREPROCESS_224, CLIP_PREPROCESS_336, preprocessClip } from "../../src/preprocess/clip.js";
+import { loadNpy, maxAbsDiff } from "../helpers/arrays.js";
+import { fixture } from "../helpers/fixtures.js";
+
+const clipDir = fixture("encoders", "clip-tiny");
+const dinoDir = fixture("encoders", "dinov2-tiny");
+let savedCache: string | undefined;
+
+beforeAll(() => {
+  savedCache = process.env.DIFFEVAL_CACHE;
+  process.env.DIFFEVAL_CACHE = path.join(mkdtempSync(path.join(os.tmpdir(), "diffeval-enc-unit-")), "cache");
+});
+afterAll(() => {
+  if (savedCache === undefined) delete process.env.DIFFEVAL_CACHE;
+  else process.env.DIFFEVAL_CACHE = savedCache;
+});
+
+describe("encoder preprocessing names", () => {
+  it("round-trips CLIP configs and names the standard ones", () => {
+    expect(clipPreprocessName(CLIP_PREPROCESS_224)).toBe("clip");
+    expect(clipPreprocessName(CLIP_PREPROCESS_336)).toBe("clip-336");
+    const odd = { size: 256, crop: 240, mean: [0.5, 0.25, 0.125], std: [0.2, 0.3, 0.4] } as const;
+    const name = clipPreprocessName(odd);
+    expect(parseClipPreprocessName(name)).toEqual({ ...odd, mean: [...odd.mean], std: [...odd.std] });
+    expect(dinov2PreprocessName()).toBe("dinov2");
+    expect(() => encoderPreprocess("nope")).toThrow(/unknown encoder preprocessing/);
+  });
+
+  it("'clip' is preprocessClip at 224", () => {
+    const img = { width: 5, height: 3, data: Uint8Array.from({ length: 45 }, (_, i) => (i * 37) % 256) };
+    expect(encoderPreprocess("clip")(img)).toEqual(preprocessClip(img, CLIP_PREPROCESS_224));
+  });
+});
+
+describe("encoder registry", () => {
+  it("parses names", () => {
+    expect(parseEncoderName("CLIP")).toBe("clip");
+    expect(() => parseEncoderName("vgg")).toThrow(/unknown encoder/);
+  });
+
+  it("lists the standard weights with their upstream URLs", () => {
+    expect(knownEncoderWeightsIds()).toEqual(
+      expect.arrayContaining(["openai/clip-vit-large-patch14", "openai/clip-vit-large-patch14-336", "openai/clip-vit-base-patch32", "dinov2_vitl14"]),
+    );
+    expect(getEncoderWeightsEntry("dinov2_vitl14").files[0].url).toBe(
+      "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/dinov2_vitl14_pretrain.pth",
+    );
+    expect(getEncoderWeightsEntry("openai/clip-vit-large-patch14").files.map((f) => f.name)).toContain("model.safetensors");
+  });
+
+  it("resolves clip-tiny: cached conversion keyed by the weights' sha256", async () => {
+    const enc = await resolveEncoder("clip", { weights: clipDir });
+    expect(enc).toMatchObject({ encoder: "clip", protocol: "clip", inputSize: 224, outputName: "image_embeds", dim: 16 });
+    expect(enc.onnxPath).toBe(encoderOnnxCachePath("clip", enc.weightsSha256, 1));
+    expect(path.basename(enc.onnxPath)).toMatch(/^clip-[0-9a-f]{12}-v1\.onnx$/);
+    expect(existsSync(enc.onnxPath)).toBe(true);
+    // The model.safetensors path resolves to the same thing.
+    expect(await resolveEncoder("clip", { weights: path.join(clipDir, "model.safetensors") })).toEqual(enc);
+  });
+
+  it("resolves dinov2-tiny from its folder and its .pth", async () => {
+    const a = await resolveEncoder("dinov2", { weights: dinoDir });
+    const b = await resolveEncoder("dinov2", { weights: path.join(dinoDir, "dinov2-tiny.pth") });
+    expect(a).toEqual(b);
+    expect(a).toMatchObject({ encoder: "dinov2", protocol: "dinov2", inputSize: 224, outputName: "features", dim: 64 });
+    expect(path.basename(a.onnxPath)).toMatch(/^dinov2-[0-9a-f]{12}-v\d+\.onnx$/);
+  });
+
+  it("refuses a missing weights path", async () => {
+    await expect(resolveEncoder("clip", { weights: path.join(clipDir, "nope") })).rejects.toMatchObject({ code: "E_WEIGHTS_MISSING" });
+  });
+});
+
+describe("openExtractor({ encoder })", () => {
+  it("extracts dinov2 features through the feature cache (second run infers nothing)", async () => {
+    const source = await openImageSource(fixture("images", "fake"));
+    const ex = await openExtractor({ encoder: "dinov2", weights: dinoDir, device: "cpu", threads: 0 });
+    try {
+      expect(ex).toMatchObject({ encoder: "dinov2", protocol: "dinov2" });
+      const first = await ex.extract(source.items);
+      const second = await ex.extract(source.items);
+      expect(first.inferred).toBe(32);
+      expect(second.inferred).toBe(0);
+      expect(second.pool3).toEqual(first.pool3);
+      expect(first.logits.d).toBe(0);
+      expect(maxAbsDiff(first.pool3.data, loadNpy(fixture("encoders", "reference", "dinov2_feats_fake.npy")).data)).toBeLessThan(1e-4);
+    } finally {
+      await ex.close();
+      await source.close();
+    }
+  });
+
+  it("refuses an Inception protocol or sFID with another encoder", async () => {
+    await expect(openExtractor({ encoder: "clip", weights: clipDir, protocol: "legacy-pytorch", device: "cpu" })).rejects.toMatchObject({ code: "E_USAGE" });
+    await expect(openExtractor({ encoder: "clip", weights: clipDir, spatial: true, device: "cpu" })).rejects.toMatchObject({ code: "E_USAGE" });
+  });
+});
