@@ -7,3 +7,13 @@ export function codeOf(fn: () => unknown): string | undefined {
   }
   return undefined;
 }
+
+/** The code (when a DiffevalError) and message `fn` throws; message "no error" when it does not. */
+export function errorOf(fn: () => unknown): { code?: string; message: string } {
+  try {
+    fn();
+  } catch (e) {
+    return { code: (e as { code?: string }).code, message: (e as Error).message };
+  }
+  return { message: "no error" };
+}

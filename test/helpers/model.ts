@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { gunzipSync } from "node:zlib";
+import * as ort from "onnxruntime-node";
 import { buildInceptionOnnx, INCEPTION_CONVERTER_VERSION, INCEPTION_SPATIAL_VERSION } from "../../src/models/inception-onnx.js";
 import { readStateDict } from "../../src/models/pth.js";
 import { fixture, projectRoot } from "./fixtures.js";
@@ -86,4 +87,9 @@ function convertedModel(pthPath: string, spatial: boolean): string {
   writeAtomic(out, buildInceptionOnnx(readStateDict(pth, pthPath), { spatial }));
   writeAtomic(keyFile, key);
   return out;
+}
+
+/** An onnxruntime CPU session over model bytes, as the builders' tests need. */
+export function cpuSession(bytes: Uint8Array): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(bytes, { executionProviders: ["cpu"], graphOptimizationLevel: "all" });
 }

@@ -1,7 +1,6 @@
 import { readFileSync } from "node:fs";
 import * as ort from "onnxruntime-node";
 import { beforeAll, describe, expect, it } from "vitest";
-import { isDiffevalError } from "../../src/errors.js";
 import { buildClipTextOnnx, buildClipVisionOnnx, checkClipLayout, parseClipConfig, type ClipConfig } from "../../src/models/clip-onnx.js";
 import { UnsupportedDtypeTensor, type StateDict } from "../../src/models/pth.js";
 import { readSafetensors } from "../../src/models/safetensors.js";
@@ -10,21 +9,12 @@ import { causalMask, emitTransformerBlock, transformerBlockLayout, type Activati
 import { xorshift32 } from "../helpers/xorshift.js";
 import { loadNpy, maxAbsDiff } from "../helpers/arrays.js";
 import { fixture } from "../helpers/fixtures.js";
+import { errorOf } from "../helpers/errors.js";
+import { cpuSession } from "../helpers/model.js";
 
 const TOL = 1e-4;
 
-function errorOf(fn: () => unknown): { code?: string; message: string } {
-  try {
-    fn();
-  } catch (e) {
-    return { code: isDiffevalError(e) ? e.code : undefined, message: (e as Error).message };
-  }
-  return { message: "no error" };
-}
-
-async function session(bytes: Uint8Array): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(bytes, { executionProviders: ["cpu"], graphOptimizationLevel: "all" });
-}
+const session = cpuSession;
 
 describe("CLIP (clip-tiny fixture)", () => {
   let sd: StateDict;
