@@ -3,7 +3,9 @@
  * guidance scale, one line per negative prompt (and per value of any other axis), with bootstrap
  * 95% intervals as error bars when there are any; precision and recall against the scale;
  * diversity against the scale; the FID vs precision front with each point labelled by its scale;
- * and, for every extra axis, the metrics against that axis.
+ * FID against CLIP score when the cells have one (the text-alignment/fidelity trade-off across
+ * guidance scales, each point labelled by its scale); and, for every extra axis, the metrics
+ * against that axis.
  */
 import type { CellParams } from "../gate/results.js";
 import type { PlotSpec } from "./plot.js";
@@ -32,6 +34,7 @@ interface PlotRow {
   is: number | null;
   vendi: number | null;
   pairwise: number | null;
+  clip_score: number | null;
   [axis: string]: unknown;
 }
 
@@ -44,6 +47,9 @@ export function sweepPlots(r: SweepResults): NamedPlot[] {
     { id: "plot-diversity", title: "Diversity against guidance scale", spec: panels(rows, series, diversityFields(rows)) },
     { id: "plot-front", title: "FID against precision: the fidelity/diversity front", spec: front(rows, series) },
   ];
+  if (rows.some((x) => x.clip_score !== null && x.fid !== null)) {
+    plots.push({ id: "plot-clip", title: "FID against CLIP score", spec: fidVsClip(rows, series) });
+  }
   for (const axis of r.axes) {
     const axisRows = plotRows(r, (p) => seriesLabel(p, r.axes, axis));
     const axisSeries = [...new Set(axisRows.map((x) => x.series))];
@@ -84,6 +90,7 @@ function plotRows(r: SweepResults, series: (p: CellParams) => string): PlotRow[]
       is: pointOf(m.is) ?? null,
       vendi: pointOf(m.vendi) ?? null,
       pairwise: pairwiseOf(m) ?? null,
+      clip_score: pointOf(m.clip_score) ?? null,
     };
   });
 }
@@ -152,6 +159,27 @@ function front(rows: PlotRow[], series: string[]): PlotSpec {
     layer: [
       { mark: { type: "point", filled: true, size: 60 }, encoding: { x, y, color: colorOf(series), tooltip: [{ field: "label" }, { field: "series" }] } },
       { mark: { type: "text", dx: 8, dy: -8, fontSize: 10, align: "left" }, encoding: { x, y, text: { field: "label" }, color: colorOf(series) } },
+    ],
+  } as PlotSpec;
+}
+
+/** FID against CLIP score, one line per series (negative prompt, other axes) through the scales in order, each point labelled s=. */
+function fidVsClip(rows: PlotRow[], series: string[]): PlotSpec {
+  const x = { field: "clip_score", type: "quantitative", title: "CLIP score (higher: closer to the prompt)", scale: { zero: false } };
+  const y = { field: "fid", type: "quantitative", title: "FID (lower is better)", scale: { zero: false } };
+  const color = colorOf(series);
+  return {
+    $schema: SCHEMA,
+    width: 520,
+    height: 300,
+    data: { values: rows },
+    transform: [...valid("fid"), ...valid("clip_score")],
+    layer: [
+      {
+        mark: { type: "line", point: { size: 50, filled: true } },
+        encoding: { x, y, color, order: { field: "s", type: "quantitative" }, tooltip: [{ field: "label" }, { field: "series" }, { field: "clip_score" }, { field: "fid" }] },
+      },
+      { mark: { type: "text", dx: 8, dy: -8, fontSize: 10, align: "left" }, encoding: { x, y, text: { field: "label" }, color } },
     ],
   } as PlotSpec;
 }

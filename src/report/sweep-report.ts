@@ -66,7 +66,10 @@ export function sweepSummaryMarkdown(r: SweepResults): string {
     "",
     ...failedLines(r, (t) => `\`${t}\``),
     `Protocol ${r.protocol}, weights ${r.weights_sha256.slice(0, 12)}, diffeval ${r.version}${r.device ? `, ${r.device}` : ""}, ${r.seconds.toFixed(1)} s. ` +
-      `Diversity: per-prompt mean pairwise distance of Inception pool3 features (mean over prompts).`,
+      `Diversity: per-prompt mean pairwise distance of Inception pool3 features (mean over prompts).` +
+      (r.cells.some((c) => pointOf(c.metrics.clip_score) !== undefined)
+        ? ` CLIP score: torchmetrics' definition (100 x cosine of each image and its own prompt, mean, clamped at 0).`
+        : ""),
     "",
   ];
   return lines.join("\n");
@@ -95,6 +98,7 @@ const TABLE_METRICS: [string, (m: Record<string, unknown>) => number | undefined
   ["IS", (m) => pointOf(m.is)],
   ["Vendi", (m) => pointOf(m.vendi)],
   ["pairwise", pairwiseOf],
+  ["CLIP score", (m) => pointOf(m.clip_score)],
 ];
 
 function tableColumns(r: SweepResults): string[] {

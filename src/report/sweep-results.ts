@@ -96,9 +96,12 @@ const SPREAD_COLUMNS = [
   "recall_ci95_high", "is_std", "pairwise_distance_all", "cell",
 ];
 
+/** After the issue's columns: CLIP score of each cell's images against their prompts (empty without `clip` in the spec). */
+const CLIP_COLUMNS = ["clip_score"];
+
 /** results.csv: one row per cell (RFC 4180 quoting; empty where a metric was not computed). */
 export function sweepResultsCsv(r: SweepResults): string {
-  const header = [...CSV_COLUMNS, ...r.axes, ...SPREAD_COLUMNS];
+  const header = [...CSV_COLUMNS, ...CLIP_COLUMNS, ...r.axes, ...SPREAD_COLUMNS];
   const rows = r.cells.map((c) => {
     const m = c.metrics;
     const values: Record<string, unknown> = {
@@ -115,6 +118,7 @@ export function sweepResultsCsv(r: SweepResults): string {
       is: pointOf(m.is),
       vendi: pointOf(m.vendi),
       pairwise_distance: pairwiseOf(m),
+      clip_score: pointOf(m.clip_score),
       missing: c.missing,
       fid_std: spreadOf(m.fid, "std"),
       fid_ci95_low: spreadOf(m.fid, 0),

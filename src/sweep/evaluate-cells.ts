@@ -4,13 +4,18 @@
  * on-disk feature cache (so a re-run, or a cell evaluated again, does no inference), and the
  * metrics of `diffeval metrics` (evaluate.ts `metricsOfPair`) against the one reference.
  * Per-prompt diversity comes from the metrics' groups: each image's group is its prompt index.
+ * With `spec.clip`, every cell also gets `clip_score` (torchmetrics' definition, as `diffeval
+ * clipscore`): each image against its own prompt (the prompt's text, before any template).
  */
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
+import { embedImages, embedTexts, loadClipModel } from "../cli/clipscore.js";
 import { DiffevalError } from "../errors.js";
+import { clipScore } from "../metrics/clip-score.js";
 import { metricsOfPair, type MetricName, type MetricSettings } from "../evaluate.js";
 import type { Extractor } from "../features/extractor.js";
+import type { DeviceName } from "../features/session.js";
 import type { Generator } from "../generators/generator.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { extractSource, openImageSide, type ResolvedSource } from "../io/resolve-source.js";
@@ -84,6 +89,8 @@ export interface EvaluateCellsOptions {
   outputDir: string;
   /** Closes the extractor between extraction and metrics (see evaluateCells). */
   releaseExtractor: () => Promise<void>;
+  /** Where CLIP runs when the spec asks for CLIP scores (default auto). */
+  clipDevice?: DeviceName;
   log?: (line: string) => void;
   onProgress?: (cell: PlannedCell, done: number, total: number) => void;
 }
@@ -97,7 +104,38 @@ export async function evaluateCells(opts: EvaluateCellsOptions): Promise<CellEva
   await opts.releaseExtractor();
   const out: CellEvaluation[] = [];
   for (const c of extracted) out.push(await cellMetrics(c, settings, opts));
+  if (opts.spec.clip) await addClipScores(out, extracted, opts);
   return out;
+}
+
+/**
+ * `clip_score` of every cell with images: CLIP opened once (after the metrics, so that no
+ * session is open while they run), each distinct prompt embedded once.
+ */
+async function addClipScores(out: CellEvaluation[], extracted: ExtractedCell[], opts: EvaluateCellsOptions): Promise<void> {
+  const clip = opts.spec.clip!;
+  const withImages = extracted.map((c, i) => ({ c, e: out[i] })).filter(({ c }) => c.entries.length > 0);
+  if (withImages.length === 0) return;
+  opts.log?.(`CLIP score: ${withImages.length} cell(s) with ${clip.weights}`);
+  const model = await loadClipModel(clip.weights, opts.clipDevice ?? "auto");
+  try {
+    const dim = model.config.projectionDim;
+    const texts = opts.plan.prompts.map((p) => p.text);
+    const textEmbeds = await embedTexts(model, texts, clip.tokenizer);
+    for (const { c, e } of withImages) {
+      const t0 = performance.now();
+      const files = c.entries.map((x) => path.join(opts.outputDir, x.file));
+      const images = await embedImages(model, files);
+      const paired = new Float32Array(files.length * dim);
+      c.entries.forEach((x, i) => paired.set(textEmbeds.subarray(x.prompt_index * dim, (x.prompt_index + 1) * dim), i * dim));
+      const { score } = clipScore({ n: files.length, d: dim, data: images }, { n: files.length, d: dim, data: paired });
+      e.metrics = { ...e.metrics, clip_score: score };
+      e.seconds += (performance.now() - t0) / 1000;
+    }
+  } finally {
+    await model.vision.release();
+    await model.text.release();
+  }
 }
 
 interface ExtractedCell {

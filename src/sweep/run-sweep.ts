@@ -4,6 +4,8 @@
  * spec and prompts are validated, a stats reference is read, and the FID model is resolved (the
  * weights error when they are missing offline) before the first request.
  */
+import { existsSync } from "node:fs";
+import path from "node:path";
 import { DiffevalError } from "../errors.js";
 import { DEFAULT_PROTOCOL, openExtractor, type Extractor, type ExtractorOptions } from "../features/extractor.js";
 import { POOL3_DIM } from "../features/inception-runner.js";
@@ -62,6 +64,7 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepOutcome> {
   const stats = isGeneratedReference(spec.reference.source) ? undefined : await resolveStatsSource(spec.reference.source, { log: opts.log });
   const protocol = spec.protocol ?? opts.protocol ?? stats?.meta.protocol ?? DEFAULT_PROTOCOL;
   if (stats) assertStatsUsable(stats, protocol);
+  if (spec.clip) assertClipWeights(spec.clip.weights);
   // The model first: missing weights stop the sweep before any image is generated.
   const extractor = await openExtractor({ ...opts, protocol });
   let extractorOpen = true;
@@ -92,6 +95,7 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepOutcome> {
       extractor,
       outputDir: spec.output,
       releaseExtractor,
+      ...(opts.device ? { clipDevice: opts.device } : {}),
       log: opts.log,
       onProgress: (cell, d, t) => opts.onExtract?.(cell.slug, d, t),
     });
@@ -100,6 +104,15 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepOutcome> {
   } finally {
     await releaseExtractor();
     if (!opts.generator) await generator.close?.();
+  }
+}
+
+/** The CLIP folder's files, checked before any image is generated (the model opens after the metrics). */
+function assertClipWeights(dir: string): void {
+  for (const f of ["config.json", "model.safetensors", "preprocessor_config.json"]) {
+    if (!existsSync(path.join(dir, f))) {
+      throw new DiffevalError("E_WEIGHTS_LAYOUT", `spec.clip.weights: ${path.join(dir, f)} is missing; give a Hugging Face CLIP checkpoint folder (config.json, model.safetensors, tokenizer files, preprocessor_config.json)`);
+    }
   }
 }
 

@@ -3,8 +3,8 @@
  * field by field. Every error is E_SWEEP_SPEC and names the field the way one would write it in
  * the file (`spec.guidance_scales[2]: expected a number, got "x"`), so a typo is found at once.
  *
- * Paths inside the spec (prompt files, the reference folder or .npz, output) are relative to the
- * spec file's folder, so a spec checked in next to its prompts runs from anywhere.
+ * Paths inside the spec (prompt files, the reference folder or .npz, the CLIP weights, output)
+ * are relative to the spec file's folder, so a spec checked in next to its prompts runs from anywhere.
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
@@ -34,6 +34,14 @@ export interface ReferenceSpec {
   seed: number;
 }
 
+/** CLIP score per cell (torchmetrics' definition): each image against its own prompt. */
+export interface ClipSpec {
+  /** Absolute: a Hugging Face CLIP checkpoint folder (as `diffeval clipscore --weights`). */
+  weights: string;
+  /** Prompt clean-up before tokenizing (default "openai"). */
+  tokenizer: "openai" | "hf";
+}
+
 export interface SweepSpec {
   name: string;
   /** The spec file's folder: relative paths in the spec (and in its generator's settings) start here. */
@@ -54,6 +62,8 @@ export interface SweepSpec {
   bootstrap: number;
   metricSeed: number;
   protocol?: string;
+  /** When present, every cell also gets `clip_score`. */
+  clip?: ClipSpec;
   /** Absolute: where images, manifest and (by default) the report go. */
   output: string;
   /** Absolute: the report folder (default `<output>/report`). */
@@ -62,7 +72,7 @@ export interface SweepSpec {
 
 const KNOWN_FIELDS = [
   "name", "generator", "prompts", "prompt_template", "negative_prompts", "guidance_scales", "seeds_per_prompt", "seed",
-  "seeds", "size", "steps", "axes", "reference", "metrics", "bootstrap", "metric_seed", "protocol", "output", "report", "$schema",
+  "seeds", "size", "steps", "axes", "reference", "metrics", "bootstrap", "metric_seed", "protocol", "clip", "output", "report", "$schema",
 ] as const;
 
 /** Parameter names the grid already has: an extra axis may not reuse them. */
@@ -115,6 +125,7 @@ export function parseSweepSpec(json: unknown, ctx: { baseDir: string; defaultNam
     bootstrap: optional(spec, "bootstrap", nonNegativeInt) ?? 0,
     metricSeed: optional(spec, "metric_seed", nonNegativeInt) ?? 0,
     ...(spec.protocol !== undefined ? { protocol: nonEmptyString(spec.protocol, "spec.protocol") } : {}),
+    ...(spec.clip !== undefined ? { clip: clipOf(spec.clip, resolve) } : {}),
     output,
     report: spec.report === undefined ? path.join(output, "report") : resolve(nonEmptyString(spec.report, "spec.report")),
   };
@@ -218,6 +229,19 @@ function referenceOf(v: unknown, resolve: (p: string) => string): ReferenceSpec 
     ...(count !== undefined ? { count } : {}),
     seed: o.seed === undefined ? 0 : nonNegativeInt(o.seed, "spec.reference.seed"),
   };
+}
+
+function clipOf(v: unknown, resolve: (p: string) => string): ClipSpec {
+  const o = typeof v === "string" ? { weights: v } : object(v, "spec.clip");
+  for (const key of Object.keys(o)) {
+    if (!["weights", "tokenizer"].includes(key)) throw specError(`spec.clip.${key}`, "unknown field; expected weights, tokenizer");
+  }
+  const field = typeof v === "string" ? "spec.clip" : "spec.clip.weights";
+  if (o.weights === undefined) throw specError(field, "missing; give a Hugging Face CLIP checkpoint folder (config.json, model.safetensors, tokenizer files)");
+  const weights = resolve(nonEmptyString(o.weights, field));
+  const tokenizer = o.tokenizer === undefined ? "openai" : string(o.tokenizer, "spec.clip.tokenizer");
+  if (tokenizer !== "openai" && tokenizer !== "hf") throw specError("spec.clip.tokenizer", `expected "openai" or "hf", got ${JSON.stringify(tokenizer)}`);
+  return { weights, tokenizer };
 }
 
 /** A reference-statistics name (no separators, no extension) stays a name; anything else is a path. */
