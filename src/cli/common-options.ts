@@ -9,6 +9,8 @@ import type { Provenance } from "../source-pair.js";
 export interface ExtractionFlags {
   /** Only on commands that take --encoder (features, metrics). */
   encoder?: string;
+  /** Only with --encoder clip|dinov2: the registry id downloaded when --weights is absent. */
+  encoderWeights?: string;
   protocol?: string;
   weights?: string;
   device: string;
@@ -35,16 +37,23 @@ export function addExtractionOptions(cmd: Command): Command {
 
 /** `--encoder inception|clip|dinov2` (features/encoders.ts), for the commands that support it. */
 export function addEncoderOption(cmd: Command): Command {
-  return cmd.option(
-    "--encoder <name>",
-    "feature space: inception (default), clip (raw projected image embeddings; --weights a Hugging Face CLIP folder) " +
-      "or dinov2 (normalised class tokens; --weights a .pth with its config.json, or their folder)",
-  );
+  return cmd
+    .option(
+      "--encoder <name>",
+      "feature space: inception (default), clip (raw projected image embeddings; --weights a Hugging Face CLIP folder) " +
+        "or dinov2 (normalised class tokens; --weights a .pth with its config.json, or their folder)",
+    )
+    .option(
+      "--encoder-weights <id>",
+      "without --weights: the registry weights of the clip/dinov2 encoder, downloaded once into the cache " +
+        "(openai/clip-vit-large-patch14 (clip default), openai/clip-vit-large-patch14-336, openai/clip-vit-base-patch32, dinov2_vitl14 (dinov2 default))",
+    );
 }
 
 export function extractorOptions(flags: ExtractionFlags): ExtractorOptions {
   return {
     ...(flags.encoder !== undefined ? { encoder: parseEncoderName(flags.encoder) } : {}),
+    ...(flags.encoderWeights !== undefined ? { encoderWeights: flags.encoderWeights } : {}),
     protocol: flags.protocol,
     weights: flags.weights,
     device: parseDevice(flags.device),
@@ -53,6 +62,22 @@ export function extractorOptions(flags: ExtractionFlags): ExtractorOptions {
     cache: flags.cache,
     skipBad: flags.skipBad,
     log: (line) => process.stderr.write(`${line}\n`),
+    onDownloadProgress: downloadProgressLine(),
+  };
+}
+
+/** Download progress on one rewritten stderr line, only when stderr is a terminal. */
+function downloadProgressLine(): (received: number, total: number | undefined) => void {
+  let last = 0;
+  return (received, total) => {
+    if (!process.stderr.isTTY) return;
+    const now = Date.now();
+    const done = total !== undefined && received >= total;
+    if (!done && now - last < 200) return;
+    last = now;
+    const mb = (n: number) => (n / 2 ** 20).toFixed(1);
+    const of = total !== undefined ? ` / ${mb(total)} MiB (${Math.floor((100 * received) / Math.max(total, 1))}%)` : " MiB";
+    process.stderr.write(`\r  downloading: ${mb(received)}${total !== undefined ? "" : ""}${of}${done ? "\n" : ""}`);
   };
 }
 

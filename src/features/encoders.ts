@@ -13,9 +13,20 @@
  * constructor arguments) next to it, or the folder holding both. The converted graph is cached at
  * `<cacheDir>/onnx/<encoder>-<sha12>-v<converter version>.onnx`, keyed by the sha256 of the weight
  * file, and the image preprocessing travels as a protocol-like name (encoder-preprocess.ts).
+ *
+ * Without `--weights`, the weights are those of a registry entry (models/registry.ts), chosen with
+ * `--encoder-weights ID` (default: openai/clip-vit-large-patch14 for clip, dinov2_vitl14 for
+ * dinov2), kept in `<cacheDir>/weights/<id with / as -->/`. Files missing there are downloaded
+ * (with progress) into a staging folder and moved in only once every file has arrived, so a failed
+ * download leaves nothing behind; each is verified where the registry knows its sha256, otherwise
+ * reported as unverified with the sha256 of the copy. For DINOv2 the entry's constructor arguments
+ * are written as config.json. $DIFFEVAL_ENCODER_BASE_URL replaces the upstream URLs with
+ * `<base>/<id>/<file name>` (a mirror; the tests' local server).
  */
+import { createHash } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { readdir, readFile, stat } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { DiffevalError } from "../errors.js";
@@ -25,7 +36,8 @@ import { buildClipVisionOnnx, CLIP_CONVERTER_VERSION, parseClipConfig, type Clip
 import { buildDinov2Onnx, checkDinov2Layout, DINOV2_CONVERTER_VERSION, parseDinov2Config } from "../models/dinov2-onnx.js";
 import { sha256WithMemo } from "../models/ensure-weights.js";
 import { readStateDict, type StateDict } from "../models/pth.js";
-import { getEncoderWeightsEntry } from "../models/registry.js";
+import { downloadVerified, type ProgressCallback } from "../models/download.js";
+import { getEncoderWeightsEntry, type EncoderWeightsEntry } from "../models/registry.js";
 import { readSafetensors } from "../models/safetensors.js";
 import { CLIP_PREPROCESS_224, CLIP_PREPROCESS_336, clipConfigFromPreprocessorJson, type ClipPreprocessConfig } from "../preprocess/clip.js";
 import { DINOV2_SIZE } from "../preprocess/dinov2.js";
@@ -62,15 +74,41 @@ export interface ResolvedEncoder {
 
 export interface ResolveEncoderOptions {
   weights?: string;
+  /** Registry id of the weights to use without `weights` (default DEFAULT_ENCODER_WEIGHTS). */
+  weightsId?: string;
+  /** Download missing registry files into the cache (default true). */
+  allowDownload?: boolean;
   log?: (line: string) => void;
+  onProgress?: ProgressCallback;
+  env?: NodeJS.ProcessEnv;
 }
 
+/** The registry entry each encoder uses when neither --weights nor --encoder-weights is given. */
+export const DEFAULT_ENCODER_WEIGHTS: Readonly<Record<"clip" | "dinov2", string>> = Object.freeze({
+  clip: "openai/clip-vit-large-patch14",
+  dinov2: "dinov2_vitl14",
+});
+
 /** Where a converted encoder graph is cached. */
-export function encoderOnnxCachePath(encoder: string, weightsSha256: string, converterVersion: string | number): string {
-  return path.join(cacheDir(), "onnx", `${encoder}-${weightsSha256.slice(0, 12).toLowerCase()}-v${converterVersion}.onnx`);
+/**
+ * Where a converted encoder lives: keyed by the weights' sha256, the converter version and the
+ * parsed model config (the same weights with another config.json build another graph, and must
+ * go through the layout check again).
+ */
+export function encoderOnnxCachePath(
+  encoder: string,
+  weightsSha256: string,
+  converterVersion: string | number,
+  config: unknown,
+): string {
+  const configHash = createHash("sha256").update(JSON.stringify(config)).digest("hex").slice(0, 8);
+  return path.join(cacheDir(), "onnx", `${encoder}-${weightsSha256.slice(0, 12).toLowerCase()}-v${converterVersion}-c${configHash}.onnx`);
 }
 
 export async function resolveEncoder(encoder: Exclude<EncoderName, "inception">, opts: ResolveEncoderOptions = {}): Promise<ResolvedEncoder> {
+  if (opts.weights !== undefined && opts.weightsId !== undefined) {
+    throw new DiffevalError("E_USAGE", "--weights and --encoder-weights exclude each other (the first names files, the second a registry id to download)");
+  }
   return encoder === "clip" ? resolveClip(opts) : resolveDinov2(opts);
 }
 
@@ -120,18 +158,69 @@ async function hashWeights(file: string): Promise<string> {
   return sha256WithMemo(abs, hashMemoPath(abs));
 }
 
-/** The folder of an encoder's weights when none was given: `<cacheDir>/weights/<registry id>/`. */
-function defaultWeightsFolder(encoder: "clip" | "dinov2"): string {
-  const entry = getEncoderWeightsEntry(encoder === "clip" ? "openai/clip-vit-large-patch14" : "dinov2_vitl14");
-  const dir = path.join(cacheDir(), "weights", entry.id.replace(/\//g, "--"));
-  if (!existsSync(dir)) {
+/** `<cacheDir>/weights/<id>/`, `/` in the id written as `--`. */
+export function encoderWeightsFolder(id: string, env: NodeJS.ProcessEnv = process.env): string {
+  return path.join(cacheDir(env), "weights", id.replace(/\//g, "--"));
+}
+
+/** Where a registry file is fetched from: its upstream URL, or `$DIFFEVAL_ENCODER_BASE_URL/<id>/<name>`. */
+export function encoderFileUrl(entry: EncoderWeightsEntry, file: { name: string; url: string }, env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.DIFFEVAL_ENCODER_BASE_URL?.trim();
+  return base ? `${base.replace(/\/+$/, "")}/${entry.id}/${file.name}` : file.url;
+}
+
+/**
+ * The folder of an encoder's weights when none was given: the registry entry's cache folder,
+ * with its missing files downloaded (see the header comment).
+ */
+export async function ensureEncoderWeights(encoder: "clip" | "dinov2", opts: ResolveEncoderOptions = {}): Promise<string> {
+  const env = opts.env ?? process.env;
+  const entry = getEncoderWeightsEntry(opts.weightsId ?? DEFAULT_ENCODER_WEIGHTS[encoder]);
+  if (entry.encoder !== encoder) {
+    throw new DiffevalError("E_USAGE", `--encoder-weights ${entry.id} holds ${entry.encoder} weights, not ${encoder} ones`);
+  }
+  const dir = encoderWeightsFolder(entry.id, env);
+  const missing = entry.files.filter((f) => !existsSync(path.join(dir, f.name)));
+  const needConfig = entry.config !== undefined && !existsSync(path.join(dir, "config.json"));
+  if (missing.length === 0 && !needConfig) return dir;
+  if (opts.allowDownload === false) {
     throw new DiffevalError(
       "E_WEIGHTS_MISSING",
       `no ${encoder} weights: pass --weights FILE|DIR, or put ${entry.files.map((f) => f.name).join(", ")} ` +
-        `(from ${entry.files.map((f) => f.url).join(" ")}) into ${dir}` +
+        `(from ${entry.files.map((f) => encoderFileUrl(entry, f, env)).join(" ")}) into ${dir}` +
         (encoder === "dinov2" ? " with a config.json of the model's constructor arguments" : ""),
     );
   }
+  // Everything lands in a staging folder first: an interrupted download leaves no partial set.
+  const staging = path.join(path.dirname(dir), `.${path.basename(dir)}.partial-${process.pid}-${randomBytes(4).toString("hex")}`);
+  await mkdir(staging, { recursive: true });
+  try {
+    for (const f of missing) {
+      const url = encoderFileUrl(entry, f, env);
+      opts.log?.(`downloading ${entry.id}/${f.name} from ${url}`);
+      const { sha256 } = await downloadVerified({
+        url,
+        dest: path.join(staging, f.name),
+        sha256: f.sha256,
+        unverified: f.sha256 === undefined,
+        onProgress: opts.onProgress,
+        manualHint: `or download it yourself into ${dir}, or pass --weights FILE|DIR.`,
+      });
+      opts.log?.(
+        f.sha256 !== undefined
+          ? `${entry.id}/${f.name}: sha256 ${sha256}, verified`
+          : `${entry.id}/${f.name}: unverified (no published sha256 to check against); this copy's sha256 is ${sha256}`,
+      );
+    }
+    if (needConfig) {
+      await writeFileAtomic(path.join(staging, "config.json"), `${JSON.stringify(entry.config, null, 1)}\n`);
+    }
+    await mkdir(dir, { recursive: true });
+    for (const name of await readdir(staging)) await rename(path.join(staging, name), path.join(dir, name));
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+  opts.log?.(`${entry.id}: weights cached in ${dir}`);
   return dir;
 }
 
@@ -145,7 +234,7 @@ async function convertOnce(onnxPath: string, source: string, log: ResolveEncoder
 // CLIP
 
 async function resolveClip(opts: ResolveEncoderOptions): Promise<ResolvedEncoder> {
-  const given = opts.weights ?? defaultWeightsFolder("clip");
+  const given = opts.weights ?? (await ensureEncoderWeights("clip", opts));
   const dir = (await isDir(given)) ? given : path.dirname(given);
   const weightsPath = (await isDir(given)) ? path.join(dir, "model.safetensors") : given;
   const config: ClipConfig = parseClipConfig(await readJson(path.join(dir, "config.json"), "the CLIP config.json"));
@@ -154,7 +243,7 @@ async function resolveClip(opts: ResolveEncoderOptions): Promise<ResolvedEncoder
     if (e instanceof DiffevalError) throw e;
     throw new DiffevalError("E_WEIGHTS_MISSING", `${weightsPath}: cannot read the weight file (${e.code ?? e.message})`);
   });
-  const onnxPath = encoderOnnxCachePath("clip", sha, CLIP_CONVERTER_VERSION);
+  const onnxPath = encoderOnnxCachePath("clip", sha, CLIP_CONVERTER_VERSION, config);
   await convertOnce(onnxPath, weightsPath, opts.log, async () => {
     const sd: StateDict = readSafetensors(await readBytes(weightsPath), weightsPath);
     return buildClipVisionOnnx(sd, config);
@@ -193,7 +282,7 @@ async function clipPreprocessing(dir: string, config: ClipConfig): Promise<ClipP
 // DINOv2
 
 async function resolveDinov2(opts: ResolveEncoderOptions): Promise<ResolvedEncoder> {
-  const given = opts.weights ?? defaultWeightsFolder("dinov2");
+  const given = opts.weights ?? (await ensureEncoderWeights("dinov2", opts));
   let weightsPath = given;
   if (await isDir(given)) {
     const pths = (await readdir(given)).filter((f) => /\.pth$/i.test(f)).sort();
@@ -214,7 +303,7 @@ async function resolveDinov2(opts: ResolveEncoderOptions): Promise<ResolvedEncod
     throw new DiffevalError("E_WEIGHTS_MISSING", `${weightsPath}: cannot read the weight file (${e.code ?? e.message})`);
   });
   const inputSize = DINOV2_SIZE;
-  const onnxPath = encoderOnnxCachePath("dinov2", sha, DINOV2_CONVERTER_VERSION);
+  const onnxPath = encoderOnnxCachePath("dinov2", sha, DINOV2_CONVERTER_VERSION, { config, inputSize });
   await convertOnce(onnxPath, weightsPath, opts.log, async () => {
     const sd = readStateDict(await readBytes(weightsPath), weightsPath);
     checkDinov2Layout(sd, config);

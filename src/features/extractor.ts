@@ -20,6 +20,8 @@ export interface ExtractorOptions {
   protocol?: string;
   /** A .pth or .onnx file; default: $DIFFEVAL_WEIGHTS, then the cached standard weights. */
   weights?: string;
+  /** clip/dinov2 without `weights`: the registry id to use (encoders.ts DEFAULT_ENCODER_WEIGHTS). */
+  encoderWeights?: string;
   /** Also extract sFID's spatial features (uses a model converted with that output). */
   spatial?: boolean;
   device?: DeviceName;
@@ -113,7 +115,13 @@ async function openEncoderExtractor(encoder: Exclude<EncoderName, "inception">, 
   if (opts.protocol !== undefined && opts.protocol !== DEFAULT_PROTOCOL && isProtocolName(opts.protocol)) {
     throw new DiffevalError("E_USAGE", `--protocol ${opts.protocol} is an Inception resize protocol; the ${encoder} encoder has its own preprocessing`);
   }
-  const enc: ResolvedEncoder = await resolveEncoder(encoder, { weights: opts.weights, log });
+  const enc: ResolvedEncoder = await resolveEncoder(encoder, {
+    weights: opts.weights,
+    weightsId: opts.encoderWeights,
+    allowDownload: opts.allowDownload ?? true,
+    log,
+    onProgress: opts.onDownloadProgress,
+  });
   const opened = await openSession(enc.onnxPath, opts.device ?? "auto");
   if ((opts.device ?? "auto") === "auto") {
     const why = opened.skipped.length ? ` (${opened.skipped.join("; ")})` : "";

@@ -98,13 +98,19 @@ export interface EncoderWeightsEntry {
   encoder: "clip" | "dinov2";
   files: readonly EncoderWeightsFile[];
   description: string;
+  /**
+   * DINOv2 only: the constructor arguments (snake_case, as parseDinov2Config reads them) that a
+   * download writes as config.json next to the .pth, which carries none.
+   */
+  config?: Readonly<Record<string, unknown>>;
 }
 
 const HF = (repo: string, file: string): EncoderWeightsFile => ({
   name: file,
   url: `https://huggingface.co/${repo}/resolve/main/${file}`,
 });
-const HF_CLIP_FILES = ["config.json", "model.safetensors", "preprocessor_config.json"] as const;
+/** The vision tower needs the first three; the tokenizer files serve the text tower (clipscore). */
+const HF_CLIP_FILES = ["config.json", "model.safetensors", "preprocessor_config.json", "vocab.json", "merges.txt", "tokenizer_config.json"] as const;
 
 const ENCODER_ENTRIES: readonly EncoderWeightsEntry[] = [
   {
@@ -130,6 +136,23 @@ const ENCODER_ENTRIES: readonly EncoderWeightsEntry[] = [
     encoder: "dinov2",
     files: [{ name: "dinov2_vitl14_pretrain.pth", url: "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/dinov2_vitl14_pretrain.pth" }],
     description: "DINOv2 ViT-L/14 (torch hub dinov2_vitl14; dgm-eval's FD-DINOv2 encoder); needs a config.json of its constructor arguments next to it",
+    // torch hub's dinov2_vitl14(): vit_large (embed_dim 1024, depth 24, num_heads 16, mlp_ratio 4),
+    // patch_size 14, img_size 518, init_values 1.0, ffn_layer mlp, block_chunks 0.
+    config: Object.freeze({
+      img_size: 518,
+      patch_size: 14,
+      in_chans: 3,
+      embed_dim: 1024,
+      depth: 24,
+      num_heads: 16,
+      mlp_ratio: 4,
+      init_values: 1.0,
+      ffn_layer: "mlp",
+      block_chunks: 0,
+      num_register_tokens: 0,
+      interpolate_antialias: false,
+      interpolate_offset: 0.1,
+    }),
   },
 ];
 

@@ -1,9 +1,10 @@
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadNpy, maxAbsDiff } from "../helpers/arrays.js";
 import { runCli, setUpCliTest } from "../helpers/cli.js";
 import { fixture } from "../helpers/fixtures.js";
+import { startServer } from "../helpers/local-server.js";
 import { fixtureStateDictPath } from "../helpers/model.js";
 
 let tmp: string;
@@ -145,5 +146,117 @@ describe("diffeval metrics --encoder", () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/E_WEIGHTS_LAYOUT/);
     expect(r.stderr).toMatch(/post_layernorm/);
+  });
+});
+
+describe("encoder weights from the registry (no --weights)", () => {
+  const CLIP_ID = "openai/clip-vit-base-patch32";
+  const CLIP_FILES = ["config.json", "model.safetensors", "preprocessor_config.json", "vocab.json", "merges.txt", "tokenizer_config.json"];
+
+  /** Runs `fn` with a fresh DIFFEVAL_CACHE and DIFFEVAL_ENCODER_BASE_URL pointing at `base`. */
+  async function withCacheAndBase<T>(name: string, base: string, fn: (cache: string) => Promise<T>): Promise<T> {
+    const saved = { cache: process.env.DIFFEVAL_CACHE, base: process.env.DIFFEVAL_ENCODER_BASE_URL };
+    const cache = path.join(tmp, name);
+    process.env.DIFFEVAL_CACHE = cache;
+    process.env.DIFFEVAL_ENCODER_BASE_URL = base;
+    try {
+      return await fn(cache);
+    } finally {
+      process.env.DIFFEVAL_CACHE = saved.cache;
+      if (saved.base === undefined) delete process.env.DIFFEVAL_ENCODER_BASE_URL;
+      else process.env.DIFFEVAL_ENCODER_BASE_URL = saved.base;
+    }
+  }
+
+  it("clip: downloads the registry folder into the cache (unverified, with its sha256) and gives the reference embeddings", async () => {
+    const server = await startServer((req, res) => {
+      const prefix = `/${CLIP_ID}/`;
+      const name = (req.url ?? "").startsWith(prefix) ? (req.url ?? "").slice(prefix.length) : "";
+      if (!CLIP_FILES.includes(name)) {
+        res.writeHead(404).end();
+        return;
+      }
+      const body = readFileSync(path.join(clipDir, name));
+      res.writeHead(200, { "content-length": body.length }).end(body);
+    });
+    try {
+      await withCacheAndBase("cache-clip-download", server.url(""), async (cache) => {
+        const out = path.join(tmp, "clip_dl.npy");
+        const args = ["features", real, "--encoder", "clip", "--encoder-weights", CLIP_ID, "--out", out, "--device", "cpu", "--threads", "0"];
+        const r = await runCli(args);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stderr).toMatch(/model\.safetensors: unverified .*sha256 is [0-9a-f]{64}/);
+        const folder = path.join(cache, "weights", "openai--clip-vit-base-patch32");
+        expect(readdirSync(folder).sort()).toEqual([...CLIP_FILES].sort());
+        expect(readdirSync(path.join(cache, "weights"))).toEqual(["openai--clip-vit-base-patch32"]);
+        const got = loadNpy(out);
+        expect(got.shape).toEqual([32, 16]);
+        expect(maxAbsDiff(got.data, loadNpy(fixture("encoders", "reference", "clip_image_embeds_real.npy")).data)).toBeLessThan(1e-4);
+        // A second run uses the cached folder: no new requests.
+        const before = server.requests.length;
+        const again = await runCli(args);
+        expect(again.code, again.stderr).toBe(0);
+        expect(server.requests.length).toBe(before);
+      });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("clip: a server dying in the middle of a file leaves nothing in the cache", async () => {
+    const server = await startServer((req, res) => {
+      const name = path.basename(req.url ?? "");
+      if (!CLIP_FILES.includes(name)) {
+        res.writeHead(404).end();
+        return;
+      }
+      const body = readFileSync(path.join(clipDir, name));
+      if (name !== "model.safetensors") {
+        res.writeHead(200, { "content-length": body.length }).end(body);
+        return;
+      }
+      res.writeHead(200, { "content-length": body.length });
+      res.write(body.subarray(0, Math.floor(body.length / 2)), () => res.socket?.destroy());
+    });
+    try {
+      await withCacheAndBase("cache-clip-dies", server.url(""), async (cache) => {
+        const r = await runCli(["features", real, "--encoder", "clip", "--encoder-weights", CLIP_ID, "--out", path.join(tmp, "d.npy"), "--device", "cpu", "--threads", "0"]);
+        expect(r.code).not.toBe(0);
+        expect(r.stderr).toMatch(/E_[A-Z_]+/);
+        const weights = path.join(cache, "weights");
+        expect(existsSync(weights) ? readdirSync(weights) : []).toEqual([]);
+      });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("refuses --encoder-weights naming another encoder's weights", async () => {
+    const r = await runCli(["features", real, "--encoder", "clip", "--encoder-weights", "dinov2_vitl14", "--out", path.join(tmp, "u.npy"), "--device", "cpu", "--threads", "0"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/E_USAGE/);
+  });
+});
+
+describe("dinov2 layout checks", () => {
+  it("refuses a .pth whose config.json asks for a block it lacks (E_WEIGHTS_LAYOUT)", async () => {
+    const dir = path.join(tmp, "dino-deeper");
+    mkdirSync(dir, { recursive: true });
+    copyFileSync(path.join(dinoDir, "dinov2-tiny.pth"), path.join(dir, "dinov2-tiny.pth"));
+    const config = JSON.parse(readFileSync(path.join(dinoDir, "config.json"), "utf8"));
+    writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...config, depth: config.depth + 1 }));
+    // A cache of its own: the converted graph is keyed by the .pth's sha256 alone, so the one
+    // converted by the tests above (same .pth, right config) would otherwise be reused unchecked.
+    const saved = process.env.DIFFEVAL_CACHE;
+    process.env.DIFFEVAL_CACHE = path.join(tmp, "cache-dino-layout");
+    let r;
+    try {
+      r = await runCli(["features", real, "--encoder", "dinov2", "--out", path.join(tmp, "dl.npy"), ...cpu(dir)]);
+    } finally {
+      process.env.DIFFEVAL_CACHE = saved;
+    }
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/E_WEIGHTS_LAYOUT/);
+    expect(r.stderr).toMatch(new RegExp(`blocks\\.${config.depth}\\.`));
   });
 });

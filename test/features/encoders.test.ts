@@ -62,11 +62,12 @@ describe("encoder registry", () => {
     expect(getEncoderWeightsEntry("openai/clip-vit-large-patch14").files.map((f) => f.name)).toContain("model.safetensors");
   });
 
-  it("resolves clip-tiny: cached conversion keyed by the weights' sha256", async () => {
+  it("resolves clip-tiny: cached conversion keyed by the weights' sha256 and the config", async () => {
     const enc = await resolveEncoder("clip", { weights: clipDir });
     expect(enc).toMatchObject({ encoder: "clip", protocol: "clip", inputSize: 224, outputName: "image_embeds", dim: 16 });
-    expect(enc.onnxPath).toBe(encoderOnnxCachePath("clip", enc.weightsSha256, 1));
-    expect(path.basename(enc.onnxPath)).toMatch(/^clip-[0-9a-f]{12}-v1\.onnx$/);
+    expect(path.basename(enc.onnxPath)).toMatch(/^clip-[0-9a-f]{12}-v1-c[0-9a-f]{8}\.onnx$/);
+    expect(path.basename(enc.onnxPath)).toContain(enc.weightsSha256.slice(0, 12));
+    expect(encoderOnnxCachePath("clip", enc.weightsSha256, 1, { other: true })).not.toBe(enc.onnxPath);
     expect(existsSync(enc.onnxPath)).toBe(true);
     // The model.safetensors path resolves to the same thing.
     expect(await resolveEncoder("clip", { weights: path.join(clipDir, "model.safetensors") })).toEqual(enc);
@@ -77,7 +78,7 @@ describe("encoder registry", () => {
     const b = await resolveEncoder("dinov2", { weights: path.join(dinoDir, "dinov2-tiny.pth") });
     expect(a).toEqual(b);
     expect(a).toMatchObject({ encoder: "dinov2", protocol: "dinov2", inputSize: 224, outputName: "features", dim: 64 });
-    expect(path.basename(a.onnxPath)).toMatch(/^dinov2-[0-9a-f]{12}-v\d+\.onnx$/);
+    expect(path.basename(a.onnxPath)).toMatch(/^dinov2-[0-9a-f]{12}-v\d+-c[0-9a-f]{8}\.onnx$/);
   });
 
   it("refuses a missing weights path", async () => {
