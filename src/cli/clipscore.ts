@@ -1,5 +1,6 @@
 /**
- * `diffeval clipscore --pairs pairs.csv --weights DIR [--json]`: CLIP score of image-prompt pairs.
+ * `diffeval clipscore --pairs pairs.csv [--weights DIR] [--json]`: CLIP score of image-prompt pairs.
+ * Without --weights the registry's CLIP weights are downloaded into the cache (as for --encoder clip).
  *
  * The CSV (RFC 4180: comma-separated, a header row, fields optionally in double quotes, `""` for a
  * quote inside a quoted field, quoted fields may hold commas and line breaks) has the columns
@@ -25,6 +26,7 @@ import { decodeImage } from "../io/decode.js";
 import { clipScore } from "../metrics/clip-score.js";
 import { cacheDir, hashMemoPath, type Env } from "../models/cache.js";
 import { buildClipTextOnnx, buildClipVisionOnnx, CLIP_CONVERTER_VERSION, parseClipConfig, type ClipConfig } from "../models/clip-onnx.js";
+import { ensureEncoderWeights } from "../features/encoders.js";
 import { sha256WithMemo } from "../models/ensure-weights.js";
 import { readSafetensors } from "../models/safetensors.js";
 import { clipConfigFromPreprocessorJson, preprocessClip, type ClipPreprocessConfig } from "../preprocess/clip.js";
@@ -257,7 +259,10 @@ export async function embedImages(model: ClipModel, files: readonly string[], ba
 
 export interface ClipScoreOptions {
   pairs: string;
-  weights: string;
+  /** A CLIP checkpoint folder; default: the registry's CLIP weights, downloaded into the cache. */
+  weights?: string;
+  /** Registry id of the CLIP weights to use when `weights` is absent. */
+  weightsId?: string;
   device?: DeviceName;
   batchSize?: number;
   /** Tokenizer clean-up (default "openai"). */
@@ -281,7 +286,8 @@ export async function runClipScore(opts: ClipScoreOptions): Promise<ClipScoreRep
   const started = Date.now();
   const flavour = opts.flavour ?? "openai";
   const pairs = await readPairsCsv(opts.pairs);
-  const model = await loadClipModel(opts.weights, opts.device ?? "auto", opts.env);
+  const weights = opts.weights ?? (await ensureEncoderWeights("clip", { weightsId: opts.weightsId, env: opts.env }));
+  const model = await loadClipModel(weights, opts.device ?? "auto", opts.env);
   try {
     const dim = model.config.projectionDim;
     // Each distinct prompt is encoded once.
@@ -314,7 +320,8 @@ export async function runClipScore(opts: ClipScoreOptions): Promise<ClipScoreRep
 
 interface ClipScoreFlags {
   pairs: string;
-  weights: string;
+  weights?: string;
+  encoderWeights?: string;
   json?: boolean;
   device: string;
   batchSize: string;
@@ -325,7 +332,8 @@ export function clipscoreCommand(): Command {
   return new Command("clipscore")
     .description("CLIP score (torchmetrics' definition: 100 x cosine per image-prompt pair, mean, clamped at 0) of a pairs CSV")
     .requiredOption("--pairs <csv>", "CSV with a header and columns image,prompt (image paths relative to the CSV)")
-    .requiredOption("--weights <dir>", "Hugging Face CLIP checkpoint folder (config.json, model.safetensors, tokenizer files, preprocessor_config.json)")
+    .option("--weights <dir>", "Hugging Face CLIP checkpoint folder (config.json, model.safetensors, tokenizer files, preprocessor_config.json)")
+    .option("--encoder-weights <id>", "registry id of the CLIP weights to download when --weights is absent (default openai/clip-vit-large-patch14)")
     .option("--json", "print one JSON object instead of the human summary")
     .option("--device <device>", "auto, cpu, cuda or webgpu", "auto")
     .option("--batch-size <n>", "images per inference batch", "16")
@@ -337,6 +345,7 @@ export function clipscoreCommand(): Command {
       const r = await runClipScore({
         pairs: flags.pairs,
         weights: flags.weights,
+        weightsId: flags.encoderWeights,
         device: parseDevice(flags.device),
         batchSize: positiveInt(flags.batchSize, "--batch-size"),
         flavour: flags.tokenizer,

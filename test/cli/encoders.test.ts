@@ -5,6 +5,7 @@ import { loadNpy, maxAbsDiff } from "../helpers/arrays.js";
 import { runCli, setUpCliTest } from "../helpers/cli.js";
 import { fixture } from "../helpers/fixtures.js";
 import { startServer } from "../helpers/local-server.js";
+import { runClipScore } from "../../src/cli/clipscore.js";
 import { fixtureStateDictPath } from "../helpers/model.js";
 
 let tmp: string;
@@ -196,6 +197,14 @@ describe("encoder weights from the registry (no --weights)", () => {
         const before = server.requests.length;
         const again = await runCli(args);
         expect(again.code, again.stderr).toBe(0);
+        expect(server.requests.length).toBe(before);
+        // clipscore without --weights uses the same registry folder (no new requests either).
+        const pairs = path.join(tmp, "pairs_dl.csv");
+        writeFileSync(pairs, `image,prompt\n${path.join(real, "real_0000.png")},a photo\n${path.join(real, "real_0001.png")},a dog\n`);
+        const score = await runClipScore({ pairs, weightsId: CLIP_ID, device: "cpu" });
+        expect(score.weights).toBe(folder);
+        expect(score.n).toBe(2);
+        expect(Number.isFinite(score.clip_score)).toBe(true);
         expect(server.requests.length).toBe(before);
       });
     } finally {
