@@ -7,7 +7,8 @@ import { resolveInceptionModel, type ResolvedModel } from "../models/resolve-mod
 import { DiffevalError } from "../errors.js";
 import { DEFAULT_PROTOCOL, getProtocol, isProtocolName } from "../preprocess/protocols.js";
 import { openFeatureCache } from "./feature-cache.js";
-import { extractFeatures, type ExtractedFeatures } from "./extract.js";
+import type { InferenceSession } from "onnxruntime-node";
+import { extractFeatures, type ExtractedFeatures, type FeatureRunner } from "./extract.js";
 import { inceptionRunner, OUTPUT_DIMS, sessionOutputs } from "./inception-runner.js";
 import { createImagePreparer, defaultThreadCount } from "./prepare-pool.js";
 import { openSession, type DeviceName, type ResolvedDevice } from "./session.js";
@@ -60,57 +61,21 @@ export async function openExtractor(opts: ExtractorOptions = {}): Promise<Extrac
   const encoder = opts.encoder ?? DEFAULT_ENCODER;
   if (encoder !== "inception") return openEncoderExtractor(encoder, opts);
   const protocol = getProtocol(opts.protocol ?? DEFAULT_PROTOCOL).name;
-  const log = opts.log ?? (() => {});
   const model = await resolveInceptionModel({
     weights: opts.weights,
     spatial: opts.spatial,
     allowDownload: opts.allowDownload ?? true,
-    log,
+    log: opts.log,
     onProgress: opts.onDownloadProgress,
   });
-  const opened = await openSession(model.onnxPath, opts.device ?? "auto");
-  if ((opts.device ?? "auto") === "auto") {
-    const why = opened.skipped.length ? ` (${opened.skipped.join("; ")})` : "";
-    log(`device: ${opened.device}${why}`);
-  }
-  const outputs = sessionOutputs(opened.session);
-  const preparer = createImagePreparer(protocol, opts.threads ?? defaultThreadCount());
-  const cache =
-    opts.cache === false
-      ? undefined
-      : openFeatureCache({
-          root: cacheDir(),
-          weightsSha256: model.weightsSha256,
-          protocol,
-          outputs: outputs.map((o) => [o, OUTPUT_DIMS[o]]),
-        });
-  const run = inceptionRunner(opened.session);
-  return {
-    encoder,
-    protocol,
-    model,
-    device: opened.device,
-    threads: preparer.threads,
-    extract: (items, onProgress, use = {}) =>
-      extractFeatures(items, {
-        run,
-        preparer,
-        outputs,
-        batchSize: opts.batchSize,
-        cache: use.cache === false ? undefined : cache,
-        skipBad: opts.skipBad,
-        onProgress,
-      }),
-    async close() {
-      await preparer.close();
-      await opened.session.release();
-    },
-  };
+  return assembleExtractor({ encoder, protocol, model }, opts, (session) => {
+    const outputs = sessionOutputs(session);
+    return { run: inceptionRunner(session), outputs, dims: OUTPUT_DIMS };
+  });
 }
 
 /** A CLIP or DINOv2 extractor: the same pipeline, with the encoder's input, output and preprocessing. */
 async function openEncoderExtractor(encoder: Exclude<EncoderName, "inception">, opts: ExtractorOptions): Promise<Extractor> {
-  const log = opts.log ?? (() => {});
   if (opts.spatial) throw new DiffevalError("E_USAGE", `sFID's spatial features exist only for the inception encoder, not ${encoder}`);
   if (opts.protocol !== undefined && opts.protocol !== DEFAULT_PROTOCOL && isProtocolName(opts.protocol)) {
     throw new DiffevalError("E_USAGE", `--protocol ${opts.protocol} is an Inception resize protocol; the ${encoder} encoder has its own preprocessing`);
@@ -119,35 +84,61 @@ async function openEncoderExtractor(encoder: Exclude<EncoderName, "inception">, 
     weights: opts.weights,
     weightsId: opts.encoderWeights,
     allowDownload: opts.allowDownload ?? true,
-    log,
+    log: opts.log,
     onProgress: opts.onDownloadProgress,
   });
-  const opened = await openSession(enc.onnxPath, opts.device ?? "auto");
+  const model: ResolvedModel = { onnxPath: enc.onnxPath, weightsSha256: enc.weightsSha256, weightsPath: enc.weightsPath, source: "flag" };
+  return assembleExtractor({ encoder, protocol: enc.protocol, model }, opts, (session) => ({
+    run: encoderRunner(session, enc),
+    outputs: [enc.outputName],
+    dims: { [enc.outputName]: enc.dim },
+    primary: enc.outputName,
+    inputSize: enc.inputSize,
+  }));
+}
+
+/** How a session's network is run: its runner, the outputs to collect and their widths. */
+interface NetworkPlan {
+  run: FeatureRunner;
+  outputs: string[];
+  dims: Record<string, number>;
+  primary?: string;
+  inputSize?: number;
+}
+
+/**
+ * The part every encoder shares: the session on the chosen device (with a notice for `auto`), the
+ * image-preparing threads, the feature cache keyed by weights, preprocessing and outputs.
+ */
+async function assembleExtractor(
+  id: { encoder: EncoderName; protocol: string; model: ResolvedModel },
+  opts: ExtractorOptions,
+  planFor: (session: InferenceSession) => NetworkPlan,
+): Promise<Extractor> {
+  const opened = await openSession(id.model.onnxPath, opts.device ?? "auto");
   if ((opts.device ?? "auto") === "auto") {
     const why = opened.skipped.length ? ` (${opened.skipped.join("; ")})` : "";
-    log(`device: ${opened.device}${why}`);
+    opts.log?.(`device: ${opened.device}${why}`);
   }
-  const preparer = createImagePreparer(enc.protocol, opts.threads ?? defaultThreadCount());
-  const dims = { [enc.outputName]: enc.dim };
+  const plan = planFor(opened.session);
+  const preparer = createImagePreparer(id.protocol, opts.threads ?? defaultThreadCount());
   const cache =
     opts.cache === false
       ? undefined
-      : openFeatureCache({ root: cacheDir(), weightsSha256: enc.weightsSha256, protocol: enc.protocol, outputs: [[enc.outputName, enc.dim]] });
-  const run = encoderRunner(opened.session, enc);
+      : openFeatureCache({
+          root: cacheDir(),
+          weightsSha256: id.model.weightsSha256,
+          protocol: id.protocol,
+          outputs: plan.outputs.map((o) => [o, plan.dims[o]]),
+        });
   return {
-    encoder,
-    protocol: enc.protocol,
-    model: { onnxPath: enc.onnxPath, weightsSha256: enc.weightsSha256, weightsPath: enc.weightsPath, source: "flag" },
+    ...id,
     device: opened.device,
     threads: preparer.threads,
     extract: (items, onProgress, use = {}) =>
       extractFeatures(items, {
-        run,
+        ...plan,
         preparer,
-        outputs: [enc.outputName],
-        dims,
-        primary: enc.outputName,
-        inputSize: enc.inputSize,
         batchSize: opts.batchSize,
         cache: use.cache === false ? undefined : cache,
         skipBad: opts.skipBad,
