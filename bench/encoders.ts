@@ -13,10 +13,10 @@
  */
 import * as ort from "onnxruntime-node";
 import { openSession, parseDevice } from "../src/features/session.js";
-import { buildClipVisionOnnx, parseClipConfig, type ClipConfig } from "../src/models/clip-onnx.js";
-import { buildDinov2Onnx, DINOV2_VITL14_CONFIG } from "../src/models/dinov2-onnx.js";
+import { buildClipVisionOnnx, parseClipConfig, visionLayout, type ClipConfig } from "../src/models/clip-onnx.js";
+import { buildDinov2Onnx, dinov2Layout, DINOV2_VITL14_CONFIG } from "../src/models/dinov2-onnx.js";
 import type { StateDict } from "../src/models/pth.js";
-import { transformerBlockLayout } from "../src/models/transformer-onnx.js";
+import { xorshift32 } from "../test/helpers/xorshift.js";
 
 const BATCH = Number(process.env.BENCH_ENCODER_BATCH ?? 8);
 const RUNS = Number(process.env.BENCH_ENCODER_RUNS ?? 2);
@@ -27,7 +27,7 @@ export async function benchEncoders(): Promise<Record<string, number>> {
   const result: Record<string, number> = { batch: BATCH, runs: RUNS };
   for (const size of [224, 336]) {
     const config = clipVitL14Config(size);
-    const bytes = buildClipVisionOnnx(randomStateDict(clipVisionLayout(config), SEED), config);
+    const bytes = buildClipVisionOnnx(randomStateDict(visionLayout(config), SEED), config);
     result[`clip_vitl14_${size}_img_per_s`] = await imagesPerSecond(bytes, size, device);
   }
   const dino = { ...DINOV2_VITL14_CONFIG };
@@ -53,77 +53,13 @@ function clipVitL14Config(imageSize: number): ClipConfig {
   });
 }
 
-/** The vision tower's keys and shapes in the Hugging Face CLIPModel layout. */
-function clipVisionLayout(config: ClipConfig): Map<string, number[]> {
-  const v = config.vision;
-  const d = v.hiddenSize;
-  const grid = v.imageSize / v.patchSize;
-  const e = "vision_model.embeddings";
-  const m = new Map<string, number[]>([
-    [`${e}.class_embedding`, [d]],
-    [`${e}.patch_embedding.weight`, [d, v.numChannels, v.patchSize, v.patchSize]],
-    [`${e}.position_embedding.weight`, [grid * grid + 1, d]],
-    ["vision_model.pre_layrnorm.weight", [d]],
-    ["vision_model.pre_layrnorm.bias", [d]],
-  ]);
-  const block = { hidden: d, heads: v.numAttentionHeads, intermediate: v.intermediateSize, eps: v.layerNormEps, act: v.hiddenAct };
-  for (let i = 0; i < v.numHiddenLayers; i++) {
-    for (const [k, s] of transformerBlockLayout(`vision_model.encoder.layers.${i}`, block)) m.set(k, s);
-  }
-  m.set("vision_model.post_layernorm.weight", [d]);
-  m.set("vision_model.post_layernorm.bias", [d]);
-  m.set("visual_projection.weight", [config.projectionDim, d]);
-  return m;
-}
-
-/** The torch-hub DinoVisionTransformer keys and shapes (LayerScale, no register tokens). */
-function dinov2Layout(c: typeof DINOV2_VITL14_CONFIG): Map<string, number[]> {
-  const d = c.embedDim;
-  const M = c.imgSize / c.patchSize;
-  const f = Math.trunc(d * c.mlpRatio);
-  const m = new Map<string, number[]>([
-    ["cls_token", [1, 1, d]],
-    ["pos_embed", [1, 1 + M * M, d]],
-    ["patch_embed.proj.weight", [d, c.inChans, c.patchSize, c.patchSize]],
-    ["patch_embed.proj.bias", [d]],
-  ]);
-  for (let i = 0; i < c.depth; i++) {
-    const p = `blocks.${i}`;
-    m.set(`${p}.norm1.weight`, [d]);
-    m.set(`${p}.norm1.bias`, [d]);
-    m.set(`${p}.attn.qkv.weight`, [3 * d, d]);
-    m.set(`${p}.attn.qkv.bias`, [3 * d]);
-    m.set(`${p}.attn.proj.weight`, [d, d]);
-    m.set(`${p}.attn.proj.bias`, [d]);
-    m.set(`${p}.ls1.gamma`, [d]);
-    m.set(`${p}.norm2.weight`, [d]);
-    m.set(`${p}.norm2.bias`, [d]);
-    m.set(`${p}.mlp.fc1.weight`, [f, d]);
-    m.set(`${p}.mlp.fc1.bias`, [f]);
-    m.set(`${p}.mlp.fc2.weight`, [d, f]);
-    m.set(`${p}.mlp.fc2.bias`, [d]);
-    m.set(`${p}.ls2.gamma`, [d]);
-  }
-  m.set("norm.weight", [d]);
-  m.set("norm.bias", [d]);
-  return m;
-}
-
 /**
  * Seeded random tensors of the given shapes: LayerNorm and LayerScale scales near 1, everything
  * else uniform in +-0.02 (small enough that 24 residual layers stay finite).
  */
 function randomStateDict(layout: Map<string, number[]>, seed: number): StateDict {
-  let s = seed >>> 0 || 1;
-  const next = (): number => {
-    // xorshift32
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
+  const bits = xorshift32(seed);
+  const next = (): number => bits() / 4294967296;
   const sd: StateDict = new Map();
   for (const [key, shape] of layout) {
     const n = shape.reduce((a, b) => a * b, 1);

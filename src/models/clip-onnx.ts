@@ -139,7 +139,8 @@ export type ClipTower = "vision" | "text";
 const VISION = "vision_model";
 const TEXT = "text_model";
 
-function visionLayout(config: ClipConfig): Map<string, number[]> {
+/** The vision tower's keys and shapes in the Hugging Face CLIPModel layout. */
+export function visionLayout(config: ClipConfig): Map<string, number[]> {
   const v = config.vision;
   const d = v.hiddenSize;
   const grid = gridSize(v);

@@ -136,7 +136,7 @@ function mlpHidden(c: Dinov2Config): number {
 // Layout
 
 /** Every key of the configured model with its shape, in the reference state dict's order. */
-function dinov2Layout(c: Dinov2Config): Map<string, number[]> {
+export function dinov2Layout(c: Dinov2Config): Map<string, number[]> {
   const d = c.embedDim;
   const M = sourceGrid(c);
   const f = mlpHidden(c);
