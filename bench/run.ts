@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: every benchmark, one JSON file (bench-results/bench.json, or $BENCH_OUT).
- * Select some with BENCH_ONLY=convert,stats,preprocess,features,metrics,encoders.
+ * Select some with BENCH_ONLY=convert,stats,preprocess,features,metrics,encoders,sd.
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -11,6 +11,7 @@ import { benchEncoders } from "./encoders.js";
 import { benchFeatures } from "./features.js";
 import { benchMetrics } from "./metrics.js";
 import { benchPreprocess } from "./preprocess.js";
+import { benchSd } from "./sd.js";
 import { benchStats } from "./stats.js";
 
 const BENCHES: Record<string, () => Promise<Record<string, unknown>>> = {
@@ -20,6 +21,7 @@ const BENCHES: Record<string, () => Promise<Record<string, unknown>>> = {
   features: benchFeatures,
   metrics: benchMetrics,
   encoders: benchEncoders,
+  sd: benchSd,
 };
 
 async function main(): Promise<void> {

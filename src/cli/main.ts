@@ -5,6 +5,7 @@ import { isDiffevalError } from "../errors.js";
 import { clipscoreCommand } from "./clipscore.js";
 import { featuresCommand } from "./features.js";
 import { gateCommand } from "./gate.js";
+import { generateCommand } from "./generate.js";
 import { jpegCommand } from "./jpeg.js";
 import { fidCommand } from "./fid.js";
 import { metricsCommand } from "./metrics.js";
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   program.addCommand(gateCommand());
   program.addCommand(modelCommand());
   program.addCommand(clipscoreCommand());
+  program.addCommand(generateCommand());
   return program;
 }
 

@@ -6,7 +6,7 @@
  * Nothing is printed if update() was never called (e.g. the weights were already cached).
  */
 
-export type ProgressUnit = "B" | "img";
+export type ProgressUnit = "B" | "img" | "step";
 
 /** The part of a stream the display needs (process.stderr satisfies it). */
 export interface ProgressStream {
@@ -104,9 +104,9 @@ export function formatProgressLine(s: ProgressState): string {
   return parts.join(" ");
 }
 
-/** Bytes in binary units (KiB, MiB, GiB); image counts as plain integers with "img". */
+/** Bytes in binary units (KiB, MiB, GiB); image and step counts as plain numbers with their unit. */
 export function formatAmount(n: number, unit: ProgressUnit): string {
-  if (unit === "img") return `${n >= 100 || Number.isInteger(n) ? Math.round(n) : n.toFixed(1)} img`;
+  if (unit !== "B") return `${n >= 100 || Number.isInteger(n) ? Math.round(n) : n.toFixed(1)} ${unit}`;
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let v = n;
   let i = 0;

@@ -1,6 +1,6 @@
 /**
  * One entry point from a sweep spec's `generator` section to a `Generator`:
- * `{ type: "command" | "a1111" | "comfyui" | "analytic", ...settings }`. Settings are checked
+ * `{ type: "command" | "a1111" | "comfyui" | "analytic" | "onnx-sd", ...settings }`. Settings are checked
  * here field by field (type and spelling, errors naming `generator.FIELD`), so a typo in a spec
  * fails before any image is generated; the adapters check values (URLs, ranges) themselves.
  */
@@ -11,22 +11,30 @@ import { createA1111Generator, type A1111GeneratorOptions } from "./a1111.js";
 import { createComfyGenerator, type ComfyGeneratorOptions } from "./comfyui.js";
 import { createCommandGenerator, type CommandGeneratorOptions } from "./command.js";
 import type { AnalyticGeneratorOptions } from "./analytic/index.js";
+import { parseDevice, type DeviceName } from "../features/session.js";
+import type { OnnxSdGeneratorOptions } from "./onnx-sd/index.js";
 import type { Generator } from "./generator.js";
 
-export type GeneratorType = "command" | "a1111" | "comfyui" | "analytic";
+export type GeneratorType = "command" | "a1111" | "comfyui" | "analytic" | "onnx-sd";
 
 export type GeneratorSpec =
   | ({ type: "command" } & CommandGeneratorOptions)
   | ({ type: "a1111" } & A1111GeneratorOptions)
   /** `workflow` may be the API-format object or the path of its JSON file. */
   | ({ type: "comfyui" } & Omit<ComfyGeneratorOptions, "workflow"> & { workflow: object | string })
-  | ({ type: "analytic" } & AnalyticGeneratorOptions);
+  | ({ type: "analytic" } & AnalyticGeneratorOptions)
+  /** `model` is the export folder (relative to the spec's folder); `device` auto | cpu | cuda | webgpu. */
+  | ({ type: "onnx-sd" } & { model: string; device?: string; scheduler?: string; steps?: number });
 
 export interface CreateGeneratorOptions {
   /** Folder that relative paths in the spec (a ComfyUI workflow file, a command's cwd) are resolved from. */
   baseDir?: string;
   /** Prefix for field names in messages ("generator" -> "generator.baseUrl"). */
   field?: string;
+  /** Device of in-process generators (onnx-sd) whose spec names none (default auto). */
+  device?: DeviceName;
+  /** Progress and notices of in-process generators. */
+  log?: (line: string) => void;
 }
 
 type Kind = "string" | "integer" | "string[]" | "auth" | "env" | "workflow";
@@ -46,14 +54,17 @@ const SETTINGS: Record<GeneratorType, Record<string, Kind>> = {
   },
   // createAnalyticGenerator's AnalyticGeneratorOptions (it checks the sampler name itself).
   analytic: { resolution: "integer", steps: "integer", sampler: "string", referenceSize: "integer" },
+  // createOnnxSdGenerator's options (the scheduler name is checked there, the device here).
+  "onnx-sd": { model: "string", device: "string", scheduler: "string", steps: "integer" },
 };
 const REQUIRED: Record<GeneratorType, string[]> = {
   command: ["argv"],
   a1111: ["baseUrl"],
   comfyui: ["baseUrl", "workflow"],
   analytic: [],
+  "onnx-sd": ["model"],
 };
-const TYPES: GeneratorType[] = ["command", "a1111", "comfyui", "analytic"];
+const TYPES: GeneratorType[] = ["command", "a1111", "comfyui", "analytic", "onnx-sd"];
 
 /** `value` as a GeneratorSpec, or an E_GENERATOR_SPEC error naming the first bad field. */
 export function checkGeneratorSpec(value: unknown, field = "generator"): GeneratorSpec {
@@ -129,6 +140,27 @@ export async function createGenerator(value: unknown, options: CreateGeneratorOp
     }
     case "analytic":
       return analyticGenerator(settings as AnalyticGeneratorOptions);
+    case "onnx-sd": {
+      const s = settings as { model: string; device?: string; scheduler?: string; steps?: number };
+      return onnxSdGenerator(
+        {
+          ...s,
+          model: path.resolve(baseDir, s.model),
+          device: deviceOf(s.device, `${field}.device`) ?? options.device,
+          ...(options.log ? { log: options.log } : {}),
+        },
+        field,
+      );
+    }
+  }
+}
+
+function deviceOf(value: string | undefined, field: string): DeviceName | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return parseDevice(value);
+  } catch {
+    throw specError(`${field} must be auto, cpu, cuda or webgpu, got ${JSON.stringify(value)}`);
   }
 }
 
@@ -153,4 +185,13 @@ function workflowObject(workflow: object | string, baseDir: string, field: strin
 async function analyticGenerator(settings: AnalyticGeneratorOptions): Promise<Generator> {
   const { createAnalyticGenerator } = await import("./analytic/index.js");
   return createAnalyticGenerator(settings);
+}
+
+/** Loaded lazily too: onnxruntime sessions open on the first image. */
+async function onnxSdGenerator(settings: OnnxSdGeneratorOptions, field: string): Promise<Generator> {
+  const { createOnnxSdGenerator, SCHEDULERS } = await import("./onnx-sd/index.js");
+  if (settings.scheduler !== undefined && !(SCHEDULERS as readonly string[]).includes(settings.scheduler)) {
+    throw specError(`${field}.scheduler must be one of ${SCHEDULERS.join(", ")}, got ${JSON.stringify(settings.scheduler)}`);
+  }
+  return createOnnxSdGenerator(settings);
 }

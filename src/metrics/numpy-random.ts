@@ -1,6 +1,7 @@
 /**
- * numpy's legacy `np.random.RandomState(seed)`, as far as the reference tools use it to pick
- * samples: `permutation(n)` and `choice(n, size, replace=False)`.
+ * numpy's legacy `np.random.RandomState(seed)`, as far as the reference tools use it: to pick
+ * samples (`permutation(n)`, `choice(n, size, replace=False)`) and to draw Gaussian noise
+ * (`randn(...)`).
  *
  * Why: torch-fidelity shuffles the Inception-Score logits with `RandomState(2020).permutation(N)`
  * (metric_isc.py) and draws KID subsets with `RandomState(2020).choice(n, m, replace=False)`
@@ -13,6 +14,11 @@
  * masked rejection (numpy's `random_interval`: the smallest all-ones mask >= i, then 32-bit draws
  * ANDed with it until one is <= i). The state is kept as plain numbers; the stream is the same as
  * numpy's for every seed in [0, 2^32).
+ *
+ * diffusers' `OnnxStableDiffusionPipeline` draws its initial latents with `generator.randn(...)`:
+ * the legacy Gaussian is Marsaglia's polar method on 53-bit doubles (two 32-bit draws each,
+ * `(a >> 5) * 2^26 + (b >> 6)` over 2^53), with pairs rejected until 0 < r^2 < 1; each accepted
+ * pair gives f * x2 first and caches f * x1 for the next call.
  */
 import { DiffevalError } from "../errors.js";
 
@@ -25,6 +31,8 @@ const LOWER_MASK = 0x7fffffff;
 export class NumpyRandomState {
   private readonly mt = new Uint32Array(N);
   private index = N;
+  /** The second value of the last polar pair, handed out by the next `gauss()` call. */
+  private cachedGauss: number | undefined;
 
   /** `np.random.RandomState(seed)` for an integer seed in [0, 2^32). */
   constructor(seed: number) {
@@ -49,6 +57,39 @@ export class NumpyRandomState {
     y ^= (y << 15) & 0xefc60000;
     y ^= y >>> 18;
     return y >>> 0;
+  }
+
+  /** Uniform double in [0, 1) with 53 random bits (numpy's `random_sample`). */
+  nextDouble(): number {
+    const a = this.nextUint32() >>> 5;
+    const b = this.nextUint32() >>> 6;
+    return (a * 67108864 + b) / 9007199254740992;
+  }
+
+  /** One standard normal value, as numpy's legacy `standard_normal` draws it (polar method). */
+  gauss(): number {
+    if (this.cachedGauss !== undefined) {
+      const g = this.cachedGauss;
+      this.cachedGauss = undefined;
+      return g;
+    }
+    for (;;) {
+      const x1 = 2 * this.nextDouble() - 1;
+      const x2 = 2 * this.nextDouble() - 1;
+      const r2 = x1 * x1 + x2 * x2;
+      if (r2 >= 1 || r2 === 0) continue;
+      const f = Math.sqrt((-2 * Math.log(r2)) / r2);
+      this.cachedGauss = f * x1;
+      return f * x2;
+    }
+  }
+
+  /** `RandomState.randn(count)`: `count` standard normal values in C order, as float64. */
+  randn(count: number): Float64Array {
+    if (!Number.isInteger(count) || count < 0) throw new DiffevalError("E_ARGUMENT", `randn size ${count} is not a usable array length`);
+    const out = new Float64Array(count);
+    for (let i = 0; i < count; i++) out[i] = this.gauss();
+    return out;
   }
 
   /** Uniform integer in [0, max], max < 2^32, by masked rejection (numpy's `random_interval`). */

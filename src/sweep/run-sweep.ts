@@ -72,7 +72,14 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepOutcome> {
     if (extractorOpen) await extractor.close();
     extractorOpen = false;
   };
-  const generator = opts.generator ?? (await createSweepGenerator(spec));
+  const generator = opts.generator ?? (await createSweepGenerator(spec, { ...(opts.device ? { device: opts.device } : {}), ...(opts.log ? { log: opts.log } : {}) }));
+  // A generator made here is closed as soon as the images are made: an in-process one (onnx-sd)
+  // holds onnxruntime sessions that should not stay open while the metrics' worker runs its own.
+  let generatorOpen = !opts.generator;
+  const releaseGenerator = async () => {
+    if (generatorOpen) await generator.close?.();
+    generatorOpen = false;
+  };
   try {
     if (stats) assertComparable(stats, { spec: "this sweep's model", meta: { weights_sha256: extractor.model.weightsSha256 } });
     opts.log?.(planLine(spec, summary, generator));
@@ -85,6 +92,7 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepOutcome> {
         onProgress: (d, t) => opts.onExtract?.("reference", d, t),
       }));
     const run = await generateImages(plan, { outputDir: spec.output, generator, signal: opts.signal, retries: opts.retries, onProgress: opts.onImages });
+    await releaseGenerator();
     const outcome = { ...base, generated: run.generated, failed: run.failed, aborted: run.aborted };
     if (run.aborted) return outcome;
     const cells = await evaluateCells({
@@ -103,7 +111,7 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepOutcome> {
     return { ...outcome, results, report: await writeSweepReport(spec.report, results) };
   } finally {
     await releaseExtractor();
-    if (!opts.generator) await generator.close?.();
+    await releaseGenerator();
   }
 }
 

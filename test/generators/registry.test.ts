@@ -45,8 +45,21 @@ describe("createGenerator", () => {
     expect(gen.name).toBe("analytic");
   });
 
+  it("builds the onnx-sd generator without opening the export (it opens on the first image)", async () => {
+    const gen = await createGenerator({ type: "onnx-sd", model: "sd", device: "cpu", scheduler: "euler" }, { baseDir: "/nowhere" });
+    expect([gen.name, gen.concurrency]).toEqual(["onnx-sd", 1]);
+    const request = { prompt: "p", negativePrompt: "", cfgScale: 3, seed: 0, steps: 2, width: 64, height: 64, extra: {} };
+    const err = await gen.generate(request).catch((e) => e);
+    expect(err.code).toBe("E_SD_EXPORT");
+    expect(err.message).toContain(path.join("/nowhere", "sd"));
+    await gen.close?.();
+  });
+
   it("names the bad field", async () => {
-    expect((await specError({ type: "dalle" })).message).toMatch(/generator\.type must be one of command, a1111, comfyui, analytic/);
+    expect((await specError({ type: "dalle" })).message).toMatch(/generator\.type must be one of command, a1111, comfyui, analytic, onnx-sd/);
+    expect((await specError({ type: "onnx-sd" })).message).toMatch(/generator\.model is required for the "onnx-sd" generator/);
+    expect((await specError({ type: "onnx-sd", model: "m", device: "tpu" })).message).toMatch(/generator\.device must be auto, cpu, cuda or webgpu, got "tpu"/);
+    expect((await specError({ type: "onnx-sd", model: "m", scheduler: "lms" })).message).toMatch(/generator\.scheduler must be one of ddim, euler, pndm, got "lms"/);
     expect((await specError({ type: "a1111" })).message).toMatch(/generator\.baseUrl is required/);
     expect((await specError({ type: "a1111", baseUrl: "http://x", concurency: 2 })).message).toMatch(/generator\.concurency is not a setting of the "a1111" generator/);
     expect((await specError({ type: "a1111", baseUrl: "http://x", retries: "3" })).message).toMatch(/generator\.retries must be a non-negative integer, got "3"/);

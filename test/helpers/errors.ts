@@ -17,3 +17,13 @@ export function errorOf(fn: () => unknown): { code?: string; message: string } {
   }
   return { message: "no error" };
 }
+
+/** The code and message a promise rejects with; message "no error" when it resolves. */
+export async function rejectionOf(p: Promise<unknown>): Promise<{ code?: string; message: string }> {
+  try {
+    await p;
+  } catch (e) {
+    return { code: (e as { code?: string }).code, message: (e as Error).message };
+  }
+  return { message: "no error" };
+}

@@ -33,9 +33,28 @@ describe("NumpyRandomState", () => {
     expect(Array.from(r.choiceWithoutReplacement(50, 5))).toEqual([46, 44, 33, 45, 13]);
   });
 
+  it("draws numpy's uniform doubles and legacy Gaussians (randn) exactly", () => {
+    expect(sample(new NumpyRandomState(12345), (r) => r.nextDouble(), 3)).toEqual([
+      0.9296160928171479, 0.3163755545817859, 0.18391881167709445,
+    ]);
+    expect(Array.from(new NumpyRandomState(0).randn(5))).toEqual([1.764052345967664, 0.4001572083672233, 0.9787379841057392, 2.240893199201458, 1.8675579901499675]);
+    // An odd count leaves the pair's second value cached: the next call returns it.
+    const r = new NumpyRandomState(5);
+    r.randn(3);
+    expect(r.gauss()).toBe(-0.2520921296030769);
+    // Many draws (rejections and state refills included), the largest seed.
+    const many = new NumpyRandomState(4294967295).randn(2001);
+    expect(many[2000]).toBe(-0.6381570355087288);
+    expect(many.reduce((a, b) => a + b, 0)).toBeCloseTo(14.374797842802465, 9);
+  });
+
   it("rejects seeds numpy rejects", () => {
     expect(() => new NumpyRandomState(-1)).toThrow(/seed/);
     expect(() => new NumpyRandomState(2 ** 32)).toThrow(/seed/);
     expect(() => new NumpyRandomState(1.5)).toThrow(/seed/);
   });
 });
+
+function sample(r: NumpyRandomState, draw: (r: NumpyRandomState) => number, n: number): number[] {
+  return Array.from({ length: n }, () => draw(r));
+}

@@ -1,0 +1,117 @@
+/**
+ * `diffeval generate --model DIR --prompt P [--negative N] [--cfg S] [--steps K]
+ *  [--scheduler ddim|euler|pndm] [--seed N | --latents FILE.npy] [--width W --height H] --out FILE`
+ *
+ * One image from a Stable Diffusion ONNX export folder (generators/onnx-sd), seed-exact with
+ * diffusers' OnnxStableDiffusionPipeline(generator=np.random.RandomState(seed)). `--out` ending in
+ * `.png` writes diffusers' 8-bit image; `.npy` writes the float image in [0, 1], height x width x 3
+ * float32 (diffusers' `output_type="np"` without the batch axis). Progress per UNet call on stderr.
+ */
+import path from "node:path";
+import { readFile } from "node:fs/promises";
+import { Command } from "commander";
+import { DiffevalError } from "../errors.js";
+import { parseDevice } from "../features/session.js";
+import { writeFileAtomic } from "../io/atomic.js";
+import { readNpy, writeNpy } from "../io/npy.js";
+import { encodeSdPng, generateSd, openSdExport, schedulerFrom, DEFAULT_SD_STEPS } from "../generators/onnx-sd/index.js";
+import { createProgress } from "./progress.js";
+import { positiveInt } from "./common-options.js";
+
+interface GenerateFlags {
+  model: string;
+  prompt: string;
+  negative?: string;
+  cfg: string;
+  steps: string;
+  scheduler?: string;
+  seed: string;
+  latents?: string;
+  width?: string;
+  height?: string;
+  out: string;
+  device: string;
+}
+
+export function generateCommand(): Command {
+  return new Command("generate")
+    .description("generate one image with the built-in Stable Diffusion (an ONNX export folder), seed-exact with diffusers")
+    .requiredOption("--model <dir>", "ONNX export folder (model_index.json, text_encoder/, unet/, vae_decoder/, tokenizer/, scheduler/)")
+    .requiredOption("--prompt <text>", "the prompt")
+    .option("--negative <text>", "negative prompt: takes the unconditional slot (default: the empty prompt)")
+    .option("--cfg <s>", "guidance scale s in eps_u + s (eps_c - eps_u); any value, s < 1 included (diffusers' guidance_scale)", "7.5")
+    .option("--steps <k>", "denoising steps", String(DEFAULT_SD_STEPS))
+    .option("--scheduler <name>", "ddim, euler or pndm (default: the export's scheduler_config.json class)")
+    .option("--seed <n>", "numpy RandomState seed of the initial latents", "0")
+    .option("--latents <file>", "initial latents .npy ([1,] 4, H/8, W/8; before init_noise_sigma) instead of --seed")
+    .option("--width <px>", "image width, a multiple of 8 (default: the UNet's sample_size x 8, else 512)")
+    .option("--height <px>", "image height, a multiple of 8 (default as --width)")
+    .requiredOption("--out <file>", "output .png (8-bit) or .npy (float32 H x W x 3 in [0, 1])")
+    .option("--device <device>", "auto, cpu, cuda or webgpu", "auto")
+    .action(async (flags: GenerateFlags) => {
+      await runGenerate(flags);
+    });
+}
+
+async function runGenerate(flags: GenerateFlags): Promise<void> {
+  const ext = path.extname(flags.out).toLowerCase();
+  if (ext !== ".png" && ext !== ".npy") throw new DiffevalError("E_USAGE", `--out must end in .png or .npy, got '${flags.out}'`);
+  const cfgScale = Number(flags.cfg);
+  if (flags.cfg.trim() === "" || !Number.isFinite(cfgScale)) throw new DiffevalError("E_USAGE", `--cfg must be a number, got '${flags.cfg}'`);
+  const seed = Number(flags.seed);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new DiffevalError("E_USAGE", `--seed must be an integer in [0, 2^32) (numpy's RandomState), got '${flags.seed}'`);
+  const steps = positiveInt(flags.steps, "--steps");
+  const scheduler = flags.scheduler === undefined ? undefined : schedulerFrom(flags.scheduler, "--scheduler");
+  const latents = flags.latents === undefined ? undefined : await readLatents(flags.latents);
+  const size = (v: string | undefined, flag: string) => (v === undefined ? undefined : positiveInt(v, flag));
+  const width = size(flags.width, "--width") ?? latents?.width;
+  const height = size(flags.height, "--height") ?? latents?.height;
+
+  const model = await openSdExport(flags.model, parseDevice(flags.device));
+  if (model.skipped.length > 0) process.stderr.write(`device: ${model.device} (skipped ${model.skipped.join("; ")})\n`);
+  const progress = createProgress({ label: "denoising", unit: "step", stream: process.stderr, summaryWhenNotTty: true });
+  const t0 = performance.now();
+  try {
+    const image = await generateSd(model, {
+      prompt: flags.prompt,
+      negativePrompt: flags.negative ?? "",
+      cfgScale,
+      steps,
+      seed,
+      ...(scheduler ? { scheduler } : {}),
+      ...(latents ? { latents: latents.data } : {}),
+      ...(width !== undefined ? { width } : {}),
+      ...(height !== undefined ? { height } : {}),
+      onStep: (done, total) => {
+        progress.update(done, total);
+        if (!process.stderr.isTTY) process.stderr.write(`step ${done}/${total}\n`);
+      },
+    });
+    progress.finish();
+    const bytes = ext === ".png" ? await encodeSdPng(image) : writeNpy({ dtype: "<f4", shape: [image.height, image.width, 3], data: image.data });
+    await writeFileAtomic(flags.out, bytes);
+    const seconds = ((performance.now() - t0) / 1000).toFixed(1);
+    const source = latents ? `latents ${flags.latents}` : `seed ${seed}`;
+    process.stdout.write(
+      `wrote ${flags.out}: ${image.width}x${image.height}, ${image.scheduler} ${steps} steps (${image.timesteps.length} UNet calls), s=${cfgScale}, ${source}, ${model.device}, ${seconds} s\n`,
+    );
+  } finally {
+    await model.close();
+  }
+}
+
+/** A latents .npy: [1, C, h, w] or [C, h, w], float32 or float64; the image size follows from it. */
+async function readLatents(file: string): Promise<{ data: Float32Array; width: number; height: number }> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await readFile(file));
+  } catch (e) {
+    throw new DiffevalError("E_USAGE", `--latents: cannot read ${file}: ${(e as Error).message}`);
+  }
+  const arr = readNpy(bytes, file);
+  const shape = arr.shape.length === 4 && arr.shape[0] === 1 ? arr.shape.slice(1) : arr.shape;
+  if (shape.length !== 3 || arr.dtype === "|u1") {
+    throw new DiffevalError("E_USAGE", `--latents: ${file} holds ${arr.dtype} [${arr.shape.join(", ")}]; expected float latents [1, channels, height/8, width/8]`);
+  }
+  return { data: Float32Array.from(arr.data), height: shape[1] * 8, width: shape[2] * 8 };
+}

@@ -1,0 +1,308 @@
+/**
+ * A Stable Diffusion ONNX export folder (the layout diffusers' conversion script and optimum
+ * write): `model_index.json`, `text_encoder/model.onnx`, `unet/model.onnx` (weights over 2 GB in
+ * `model.onnx_data` or `weights.pb` beside it, found by onnxruntime when the model is opened from
+ * its path), `vae_decoder/model.onnx`, `tokenizer/` and `scheduler/scheduler_config.json`.
+ *
+ * Exports differ in their inputs, so nothing is assumed: each session's input metadata says what
+ * it expects and the feeders below give exactly that.
+ * - text_encoder: `input_ids` int32 (diffusers' script) or int64 (optimum), [batch, 77].
+ * - unet: `sample` and `encoder_hidden_states` float32 or float16; `timestep` float32 [1]
+ *   (diffusers' script), float32 scalar (optimum >= 1.24) or int64 [1] (older optimum); integer
+ *   timesteps are truncated as numpy's `np.array([t], dtype=...)` does.
+ * - vae_decoder: `latent_sample` float32 or float16.
+ * A folder missing a part, or a model whose inputs are not these (an SDXL UNet, say), is refused
+ * with an error naming the file.
+ */
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import * as ort from "onnxruntime-node";
+import { DiffevalError } from "../../errors.js";
+import { openSession, type DeviceName, type ResolvedDevice } from "../../features/session.js";
+import { loadClipTokenizer, type ClipTokenizer } from "../../text/clip-tokenizer.js";
+import { fromHalfArray, toHalfArray } from "./float16.js";
+
+/** `latents / scaling_factor` before decoding; every SD 1.x/2.x pipeline hard-codes this value. */
+export const DEFAULT_VAE_SCALING = 0.18215;
+/** Pixels per latent cell (the SD VAE halves the resolution three times). */
+export const LATENT_FACTOR = 8;
+
+type FloatType = "float32" | "float16";
+
+interface InputSpec {
+  name: string;
+  type: ort.Tensor.Type;
+  /** Dimensions: numbers where fixed, names (or undefined) where dynamic. */
+  shape: ReadonlyArray<number | string | undefined>;
+}
+
+export interface SdExport {
+  readonly dir: string;
+  readonly device: ResolvedDevice;
+  /** Devices passed over by `--device auto`, with the reason. */
+  readonly skipped: string[];
+  readonly tokenizer: ClipTokenizer;
+  /** The raw `scheduler/scheduler_config.json` and its path. */
+  readonly schedulerConfig: { json: unknown; file: string };
+  readonly vaeScaling: number;
+  /** Latent channels the UNet takes (4 for SD 1.x/2.x). */
+  readonly latentChannels: number;
+  /** Image size the UNet was trained at, when its config.json says (sample_size x 8). */
+  readonly nativeSize: number | undefined;
+  /** Whether the UNet works in float16 (then so do its inputs and outputs). */
+  readonly halfPrecision: boolean;
+  /** `[batch, 77, width]` text embeddings of `batch` rows of token ids. */
+  encodeText(ids: Int32Array, batch: number): Promise<Float32Array>;
+  /** The UNet's prediction for `batch` latents of `[channels, h, w]` at timestep `t`. */
+  predict(sample: Float32Array, batch: number, h: number, w: number, t: number, embeddings: Float32Array): Promise<Float32Array>;
+  /** The decoder's `[3, H, W]` image (values about [-1, 1]) of one scaled latent `[channels, h, w]`. */
+  decode(latents: Float32Array, h: number, w: number): Promise<{ data: Float32Array; height: number; width: number }>;
+  close(): Promise<void>;
+}
+
+const PARTS = ["text_encoder", "unet", "vae_decoder"] as const;
+type Part = (typeof PARTS)[number];
+
+/** Checks the folder, opens the three models on `device` (all on the one `auto` picks first). */
+export async function openSdExport(dir: string, device: DeviceName = "auto"): Promise<SdExport> {
+  const root = path.resolve(dir);
+  checkLayout(root);
+  const tokenizer = await loadClipTokenizer(path.join(root, "tokenizer"));
+  const schedulerFile = path.join(root, "scheduler", "scheduler_config.json");
+  const schedulerConfig = { json: await readJson(schedulerFile), file: schedulerFile };
+  const vaeConfig = await readOptionalJson(path.join(root, "vae_decoder", "config.json"));
+  const unetConfig = await readOptionalJson(path.join(root, "unet", "config.json"));
+
+  const sessions: Partial<Record<Part, ort.InferenceSession>> = {};
+  let resolved: ResolvedDevice | undefined;
+  let skipped: string[] = [];
+  try {
+    for (const part of PARTS) {
+      const opened = await openSession(modelFile(root, part), resolved ?? device);
+      sessions[part] = opened.session;
+      if (!resolved) ({ device: resolved, skipped } = opened);
+    }
+  } catch (e) {
+    await Promise.all(Object.values(sessions).map((s) => s.release()));
+    throw e;
+  }
+  const text = sessions.text_encoder!;
+  const unet = sessions.unet!;
+  const vae = sessions.vae_decoder!;
+  try {
+    return bindExport({ root, device: resolved!, skipped, tokenizer, schedulerConfig, vaeConfig, unetConfig, text, unet, vae });
+  } catch (e) {
+    await Promise.all([text.release(), unet.release(), vae.release()]);
+    throw e;
+  }
+}
+
+function checkLayout(root: string): void {
+  if (!existsSync(root)) throw layoutError(`${root} does not exist; give the folder of a Stable Diffusion ONNX export (optimum-cli export onnx, or diffusers' conversion script)`);
+  const needed = [
+    "model_index.json",
+    ...PARTS.map((p) => path.join(p, "model.onnx")),
+    path.join("tokenizer", "vocab.json"),
+    path.join("tokenizer", "merges.txt"),
+    path.join("scheduler", "scheduler_config.json"),
+  ];
+  const missing = needed.filter((f) => !existsSync(path.join(root, f)));
+  if (missing.length > 0) {
+    throw layoutError(
+      `${root} is not a complete Stable Diffusion ONNX export: missing ${missing.join(", ")} ` +
+        "(expected model_index.json, text_encoder/, unet/, vae_decoder/, tokenizer/, scheduler/)",
+    );
+  }
+}
+
+function modelFile(root: string, part: Part): string {
+  return path.join(root, part, "model.onnx");
+}
+
+interface Bindings {
+  root: string;
+  device: ResolvedDevice;
+  skipped: string[];
+  tokenizer: ClipTokenizer;
+  schedulerConfig: { json: unknown; file: string };
+  vaeConfig: Record<string, unknown> | undefined;
+  unetConfig: Record<string, unknown> | undefined;
+  text: ort.InferenceSession;
+  unet: ort.InferenceSession;
+  vae: ort.InferenceSession;
+}
+
+/** The feeders of the three sessions, after checking that their inputs are what SD 1.x/2.x take. */
+function bindExport(b: Bindings): SdExport {
+  const textFile = modelFile(b.root, "text_encoder");
+  const unetFile = modelFile(b.root, "unet");
+  const vaeFile = modelFile(b.root, "vae_decoder");
+
+  const textInputs = inputsOf(b.text, textFile, ["input_ids"]);
+  const idsType = textInputs.input_ids.type;
+  if (idsType !== "int32" && idsType !== "int64") throw inputError(textFile, `input_ids is ${idsType}; expected int32 or int64 token ids`);
+  const textOutput = outputName(b.text, "last_hidden_state");
+
+  const unetInputs = inputsOf(b.unet, unetFile, ["sample", "timestep", "encoder_hidden_states"]);
+  const sampleType = floatType(unetInputs.sample, unetFile);
+  const hiddenType = floatType(unetInputs.encoder_hidden_states, unetFile);
+  const timestep = unetInputs.timestep;
+  if (!["float32", "float16", "int64", "int32"].includes(timestep.type)) throw inputError(unetFile, `timestep is ${timestep.type}; expected float32, float16, int64 or int32`);
+  if (timestep.shape.length > 1) throw inputError(unetFile, `timestep has rank ${timestep.shape.length}; expected a scalar or a vector`);
+  if (unetInputs.sample.shape.length !== 4) throw inputError(unetFile, `sample has rank ${unetInputs.sample.shape.length}; expected [batch, channels, height, width]`);
+  const channels = unetInputs.sample.shape[1];
+  const latentChannels = typeof channels === "number" ? channels : 4;
+  const unetOutput = outputName(b.unet, "out_sample");
+
+  const vaeInputs = inputsOf(b.vae, vaeFile, ["latent_sample"]);
+  const latentType = floatType(vaeInputs.latent_sample, vaeFile);
+  const vaeOutput = outputName(b.vae, "sample");
+
+  const textWidth = b.text.outputMetadata.find((m) => m.name === textOutput);
+  const hiddenWidth = unetInputs.encoder_hidden_states.shape.at(-1);
+  if (textWidth?.isTensor && typeof textWidth.shape.at(-1) === "number" && typeof hiddenWidth === "number" && textWidth.shape.at(-1) !== hiddenWidth) {
+    throw inputError(unetFile, `encoder_hidden_states is ${hiddenWidth} wide but the text encoder gives ${textWidth.shape.at(-1)}: the two models are from different exports`);
+  }
+  const vaeChannels = vaeInputs.latent_sample.shape[1];
+  if (typeof vaeChannels === "number" && vaeChannels !== latentChannels) {
+    throw inputError(vaeFile, `latent_sample has ${vaeChannels} channels but the UNet's sample has ${latentChannels}`);
+  }
+
+  const scaling = b.vaeConfig?.scaling_factor;
+  const sampleSize = b.unetConfig?.sample_size;
+  const contextLength = b.tokenizer.contextLength;
+
+  return {
+    dir: b.root,
+    device: b.device,
+    skipped: b.skipped,
+    tokenizer: b.tokenizer,
+    schedulerConfig: b.schedulerConfig,
+    vaeScaling: typeof scaling === "number" && scaling > 0 ? scaling : DEFAULT_VAE_SCALING,
+    latentChannels,
+    nativeSize: typeof sampleSize === "number" && Number.isInteger(sampleSize) && sampleSize > 0 ? sampleSize * LATENT_FACTOR : undefined,
+    halfPrecision: sampleType === "float16",
+
+    async encodeText(ids, batch) {
+      const data = idsType === "int64" ? BigInt64Array.from(ids, (v) => BigInt(v)) : ids;
+      const out = await run(b.text, textFile, { input_ids: new ort.Tensor(idsType, data, [batch, contextLength]) }, textOutput);
+      return out;
+    },
+
+    async predict(sample, batch, h, w, t, embeddings) {
+      const feeds: Record<string, ort.Tensor> = {
+        sample: floatTensor(sampleType, sample, [batch, latentChannels, h, w]),
+        timestep: timestepTensor(timestep, t),
+        encoder_hidden_states: floatTensor(hiddenType, embeddings, [batch, contextLength, embeddings.length / (batch * contextLength)]),
+      };
+      return run(b.unet, unetFile, feeds, unetOutput);
+    },
+
+    async decode(latents, h, w) {
+      const result = await b.vae.run({ latent_sample: floatTensor(latentType, latents, [1, latentChannels, h, w]) });
+      const image = result[vaeOutput] as ort.Tensor;
+      const dims = image.dims;
+      if (dims.length !== 4 || dims[1] !== 3) throw inputError(vaeFile, `output ${vaeOutput} has shape [${dims.join(", ")}]; expected [1, 3, height, width]`);
+      const data = readFloats(image, vaeFile);
+      disposeAll(result);
+      return { data, height: dims[2], width: dims[3] };
+    },
+
+    async close() {
+      await Promise.all([b.text.release(), b.unet.release(), b.vae.release()]);
+    },
+  };
+}
+
+/** The named inputs' specs; any other input (an SDXL UNet's `text_embeds`, say) is refused. */
+function inputsOf<K extends string>(session: ort.InferenceSession, file: string, names: readonly K[]): Record<K, InputSpec> {
+  const specs: Partial<Record<K, InputSpec>> = {};
+  for (const meta of session.inputMetadata) {
+    if (!meta.isTensor) throw inputError(file, `input ${meta.name} is not a tensor`);
+    if (!(names as readonly string[]).includes(meta.name)) {
+      throw inputError(
+        file,
+        `has an input ${meta.name} that Stable Diffusion 1.x/2.x models do not take (inputs: ${session.inputNames.join(", ")}; expected ${names.join(", ")}); SDXL and other pipelines are not supported`,
+      );
+    }
+    specs[meta.name as K] = { name: meta.name, type: meta.type, shape: meta.shape };
+  }
+  const missing = names.filter((n) => !specs[n]);
+  if (missing.length > 0) throw inputError(file, `lacks the input${missing.length > 1 ? "s" : ""} ${missing.join(", ")} (it has ${session.inputNames.join(", ")})`);
+  return specs as Record<K, InputSpec>;
+}
+
+/** The output called `preferred`, or the first output when the export named it otherwise. */
+function outputName(session: ort.InferenceSession, preferred: string): string {
+  return session.outputNames.includes(preferred) ? preferred : session.outputNames[0];
+}
+
+function floatType(spec: InputSpec, file: string): FloatType {
+  if (spec.type === "float32" || spec.type === "float16") return spec.type;
+  throw inputError(file, `input ${spec.name} is ${spec.type}; expected float32 or float16`);
+}
+
+function floatTensor(type: FloatType, data: Float32Array, dims: number[]): ort.Tensor {
+  return type === "float16" ? new ort.Tensor("float16", toHalfArray(data), dims) : new ort.Tensor("float32", data, dims);
+}
+
+/** `np.array([t], dtype)` (or a scalar, for exports that take one). */
+function timestepTensor(spec: InputSpec, t: number): ort.Tensor {
+  const dims = spec.shape.length === 0 ? [] : [1];
+  switch (spec.type) {
+    case "int64":
+      return new ort.Tensor("int64", BigInt64Array.of(BigInt(Math.trunc(t))), dims);
+    case "int32":
+      return new ort.Tensor("int32", Int32Array.of(Math.trunc(t)), dims);
+    case "float16":
+      return new ort.Tensor("float16", toHalfArray([t]), dims);
+    default:
+      return new ort.Tensor("float32", Float32Array.of(t), dims);
+  }
+}
+
+async function run(session: ort.InferenceSession, file: string, feeds: Record<string, ort.Tensor>, output: string): Promise<Float32Array> {
+  const result = await session.run(feeds);
+  const data = readFloats(result[output] as ort.Tensor, file);
+  disposeAll(result);
+  return data;
+}
+
+function readFloats(t: ort.Tensor, file: string): Float32Array {
+  if (t.type === "float32") return (t.data as Float32Array).slice();
+  if (t.type === "float16") return fromHalfArray(t.data as Uint16Array);
+  throw inputError(file, `gives ${t.type} output; expected float32 or float16`);
+}
+
+function disposeAll(result: ort.InferenceSession.ReturnType): void {
+  for (const v of Object.values(result)) v.dispose?.();
+}
+
+async function readJson(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (e) {
+    throw layoutError(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw layoutError(`${file} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+async function readOptionalJson(file: string): Promise<Record<string, unknown> | undefined> {
+  if (!existsSync(file)) return undefined;
+  const v = await readJson(file);
+  return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}
+
+function layoutError(message: string): DiffevalError {
+  return new DiffevalError("E_SD_EXPORT", message);
+}
+
+function inputError(file: string, problem: string): DiffevalError {
+  return new DiffevalError("E_SD_MODEL_INPUTS", `${file}: ${problem}`);
+}
