@@ -4,11 +4,15 @@
  * [uncond, cond]) for 128x128 and 512x512 images, and one whole 128x128 image (DDIM, 10 steps,
  * s = 7.5: text encoder, 10 guided steps, VAE decoder). The fixture's UNet is a shrunken SD 1.x
  * (32/64 channels), so these numbers measure the loop's overhead and onnxruntime's small-kernel
- * speed, not a real SD 1.5's cost.
+ * speed, not a real SD 1.5's cost. It also records how far the device's images are from diffusers'
+ * four reference images (the tests hold the CPU to 1e-4; on a GPU this is the check).
  */
 import { generateSd, openSdExport, type SdExport } from "../src/generators/onnx-sd/index.js";
 import { parseDevice } from "../src/features/session.js";
+import { readFileSync } from "node:fs";
+import { loadNpy, maxAbsDiff } from "../test/helpers/arrays.js";
 import { fixture } from "../test/helpers/fixtures.js";
+import type { SchedulerName } from "../src/generators/onnx-sd/schedulers/index.js";
 
 export async function benchSd(): Promise<Record<string, number | string>> {
   const model = await openSdExport(fixture("sd", "sd-tiny"), parseDevice(process.env.BENCH_DEVICE ?? "cpu"));
@@ -22,6 +26,7 @@ export async function benchSd(): Promise<Record<string, number | string>> {
       await generateSd(model, { prompt: "a red circle on a blue background", cfgScale: 7.5, steps: 10, scheduler: "ddim", seed: i, width: 128, height: 128 });
     }
     result.image_128px_ddim10_s = (performance.now() - t0) / 1000 / runs;
+    result.reference_images_max_abs_diff = await referenceDiff(model);
   } finally {
     await model.close();
   }
@@ -42,4 +47,25 @@ async function secondsPerStep(model: SdExport, size: number): Promise<number> {
     calls++;
   }
   return (performance.now() - t0) / 1000 / calls;
+}
+
+/** Largest |diff| of the four fixture cases against diffusers' images (sd_expected.json). */
+async function referenceDiff(model: SdExport): Promise<number> {
+  interface Case { name: string; scheduler: SchedulerName; guidance_scale: number; prompt: string; negative_prompt: string | null; steps: number; seed: number }
+  const cases = (JSON.parse(readFileSync(fixture("sd", "reference", "sd_expected.json"), "utf8")) as { cases: Case[] }).cases;
+  let worst = 0;
+  for (const c of cases) {
+    const image = await generateSd(model, {
+      prompt: c.prompt,
+      negativePrompt: c.negative_prompt ?? "",
+      cfgScale: c.guidance_scale,
+      steps: c.steps,
+      scheduler: c.scheduler,
+      seed: c.seed,
+      width: 128,
+      height: 128,
+    });
+    worst = Math.max(worst, maxAbsDiff(image.data, loadNpy(fixture("sd", "reference", `sd_image_${c.name}.npy`)).data));
+  }
+  return worst;
 }

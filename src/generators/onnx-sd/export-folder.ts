@@ -186,8 +186,7 @@ function bindExport(b: Bindings): SdExport {
 
     async encodeText(ids, batch) {
       const data = idsType === "int64" ? BigInt64Array.from(ids, (v) => BigInt(v)) : ids;
-      const out = await run(b.text, textFile, { input_ids: new ort.Tensor(idsType, data, [batch, contextLength]) }, textOutput);
-      return out;
+      return run(b.text, textFile, { input_ids: new ort.Tensor(idsType, data, [batch, contextLength]) }, textOutput);
     },
 
     async predict(sample, batch, h, w, t, embeddings) {
