@@ -69,7 +69,7 @@ async function runGenerate(flags: GenerateFlags): Promise<void> {
 
   const model = await openSdExport(flags.model, parseDevice(flags.device));
   if (model.skipped.length > 0) process.stderr.write(`device: ${model.device} (skipped ${model.skipped.join("; ")})\n`);
-  const progress = createProgress({ label: "denoising", unit: "step", stream: process.stderr, summaryWhenNotTty: true });
+  const progress = createProgress({ label: "denoising", unit: "steps", stream: process.stderr, summaryWhenNotTty: true });
   const t0 = performance.now();
   try {
     const image = await generateSd(model, {

@@ -6,7 +6,7 @@
  * Nothing is printed if update() was never called (e.g. the weights were already cached).
  */
 
-export type ProgressUnit = "B" | "img" | "step";
+export type ProgressUnit = "B" | "img" | "steps";
 
 /** The part of a stream the display needs (process.stderr satisfies it). */
 export interface ProgressStream {

@@ -26,6 +26,7 @@ describe("diffeval generate", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^wrote .*ddim\.npy: 128x128, ddim 10 steps \(10 UNet calls\), s=7\.5, seed 0, cpu, [\d.]+ s$/m);
     expect(r.stderr).toMatch(/^step 10\/10$/m);
+    expect(r.stderr).toMatch(/^denoising 10 steps in \d+:\d\d /m);
     const image = loadNpy(out);
     expect(image.shape).toEqual([128, 128, 3]);
     expect(maxAbsDiff(image.data, ref("ddim_s7.5_neg"))).toBeLessThanOrEqual(1e-4);
