@@ -9,10 +9,9 @@
  */
 import { generateSd, openSdExport, type SdExport } from "../src/generators/onnx-sd/index.js";
 import { parseDevice } from "../src/features/session.js";
-import { readFileSync } from "node:fs";
-import { loadNpy, maxAbsDiff } from "../test/helpers/arrays.js";
+import { maxAbsDiff } from "../test/helpers/arrays.js";
 import { fixture } from "../test/helpers/fixtures.js";
-import type { SchedulerName } from "../src/generators/onnx-sd/schedulers/index.js";
+import { sdCases, sdReferenceImage, sdRequest } from "../test/helpers/sd.js";
 
 export async function benchSd(): Promise<Record<string, number | string>> {
   const model = await openSdExport(fixture("sd", "sd-tiny"), parseDevice(process.env.BENCH_DEVICE ?? "cpu"));
@@ -51,21 +50,7 @@ async function secondsPerStep(model: SdExport, size: number): Promise<number> {
 
 /** Largest |diff| of the four fixture cases against diffusers' images (sd_expected.json). */
 async function referenceDiff(model: SdExport): Promise<number> {
-  interface Case { name: string; scheduler: SchedulerName; guidance_scale: number; prompt: string; negative_prompt: string | null; steps: number; seed: number }
-  const cases = (JSON.parse(readFileSync(fixture("sd", "reference", "sd_expected.json"), "utf8")) as { cases: Case[] }).cases;
   let worst = 0;
-  for (const c of cases) {
-    const image = await generateSd(model, {
-      prompt: c.prompt,
-      negativePrompt: c.negative_prompt ?? "",
-      cfgScale: c.guidance_scale,
-      steps: c.steps,
-      scheduler: c.scheduler,
-      seed: c.seed,
-      width: 128,
-      height: 128,
-    });
-    worst = Math.max(worst, maxAbsDiff(image.data, loadNpy(fixture("sd", "reference", `sd_image_${c.name}.npy`)).data));
-  }
+  for (const c of sdCases()) worst = Math.max(worst, maxAbsDiff((await generateSd(model, sdRequest(c))).data, sdReferenceImage(c)));
   return worst;
 }

@@ -7,11 +7,12 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { DiffevalError } from "../errors.js";
+import { isPlainObject } from "../gate/read-json.js";
 import { createA1111Generator, type A1111GeneratorOptions } from "./a1111.js";
 import { createComfyGenerator, type ComfyGeneratorOptions } from "./comfyui.js";
 import { createCommandGenerator, type CommandGeneratorOptions } from "./command.js";
 import type { AnalyticGeneratorOptions } from "./analytic/index.js";
-import { parseDevice, type DeviceName } from "../features/session.js";
+import { DEVICES, type DeviceName } from "../features/session.js";
 import type { OnnxSdGeneratorOptions } from "./onnx-sd/index.js";
 import type { Generator } from "./generator.js";
 
@@ -108,10 +109,6 @@ function kindProblem(kind: Kind, v: unknown): string | undefined {
   }
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === "object" && !Array.isArray(v);
-}
-
 function clipJson(v: unknown): string {
   const s = JSON.stringify(v) ?? String(v);
   return s.length > 80 ? `${s.slice(0, 80)}...` : s;
@@ -156,12 +153,8 @@ export async function createGenerator(value: unknown, options: CreateGeneratorOp
 }
 
 function deviceOf(value: string | undefined, field: string): DeviceName | undefined {
-  if (value === undefined) return undefined;
-  try {
-    return parseDevice(value);
-  } catch {
-    throw specError(`${field} must be auto, cpu, cuda or webgpu, got ${JSON.stringify(value)}`);
-  }
+  if (value === undefined || (DEVICES as readonly string[]).includes(value)) return value as DeviceName | undefined;
+  throw specError(`${field} must be ${DEVICES.slice(0, -1).join(", ")} or ${DEVICES.at(-1)}, got ${JSON.stringify(value)}`);
 }
 
 /** The workflow itself, read from its JSON file when the spec gives a path. */

@@ -67,19 +67,11 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepOutcome> {
   if (spec.clip) assertClipWeights(spec.clip.weights);
   // The model first: missing weights stop the sweep before any image is generated.
   const extractor = await openExtractor({ ...opts, protocol });
-  let extractorOpen = true;
-  const releaseExtractor = async () => {
-    if (extractorOpen) await extractor.close();
-    extractorOpen = false;
-  };
+  const releaseExtractor = once(() => extractor.close());
   const generator = opts.generator ?? (await createSweepGenerator(spec, { ...(opts.device ? { device: opts.device } : {}), ...(opts.log ? { log: opts.log } : {}) }));
   // A generator made here is closed as soon as the images are made: an in-process one (onnx-sd)
   // holds onnxruntime sessions that should not stay open while the metrics' worker runs its own.
-  let generatorOpen = !opts.generator;
-  const releaseGenerator = async () => {
-    if (generatorOpen) await generator.close?.();
-    generatorOpen = false;
-  };
+  const releaseGenerator = opts.generator ? async () => {} : once(async () => generator.close?.());
   try {
     if (stats) assertComparable(stats, { spec: "this sweep's model", meta: { weights_sha256: extractor.model.weightsSha256 } });
     opts.log?.(planLine(spec, summary, generator));
@@ -113,6 +105,16 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepOutcome> {
     await releaseExtractor();
     await releaseGenerator();
   }
+}
+
+/** `close` run the first time the result is called; later calls do nothing. */
+function once(close: () => Promise<unknown>): () => Promise<void> {
+  let open = true;
+  return async () => {
+    if (!open) return;
+    open = false;
+    await close();
+  };
 }
 
 /** The CLIP folder's files, checked before any image is generated (the model opens after the metrics). */

@@ -20,6 +20,7 @@ import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { DiffevalError } from "../../errors.js";
 import { openSession, type DeviceName, type ResolvedDevice } from "../../features/session.js";
+import { isPlainObject, parseJsonText } from "../../gate/read-json.js";
 import { loadClipTokenizer, type ClipTokenizer } from "../../text/clip-tokenizer.js";
 import { fromHalfArray, toHalfArray } from "./float16.js";
 
@@ -285,17 +286,13 @@ async function readJson(file: string): Promise<unknown> {
   } catch (e) {
     throw layoutError(`cannot read ${file}: ${(e as Error).message}`);
   }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw layoutError(`${file} is not valid JSON: ${(e as Error).message}`);
-  }
+  return parseJsonText(text, file, "E_SD_EXPORT", "a diffusers/optimum config file");
 }
 
 async function readOptionalJson(file: string): Promise<Record<string, unknown> | undefined> {
   if (!existsSync(file)) return undefined;
   const v = await readJson(file);
-  return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  return isPlainObject(v) ? v : undefined;
 }
 
 function layoutError(message: string): DiffevalError {

@@ -10,26 +10,14 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NumpyRandomState } from "../../../src/metrics/numpy-random.js";
 import { generateSd, openSdExport, type SdExport } from "../../../src/generators/onnx-sd/index.js";
-import type { SchedulerName } from "../../../src/generators/onnx-sd/schedulers/index.js";
 import { loadNpy, maxAbsDiff } from "../../helpers/arrays.js";
 import { rejectionOf } from "../../helpers/errors.js";
 import { fixture } from "../../helpers/fixtures.js";
 import { extraInput, halfOutput, retypeInput } from "../../helpers/onnx-edit.js";
-
-interface Case {
-  name: string;
-  scheduler: SchedulerName;
-  guidance_scale: number;
-  prompt: string;
-  negative_prompt: string | null;
-  steps: number;
-  seed: number;
-  timesteps: number[];
-}
+import { sdCases, sdReferenceImage, sdRequest, type SdCase } from "../../helpers/sd.js";
 
 const SD = fixture("sd", "sd-tiny");
-const expected = JSON.parse(readFileSync(fixture("sd", "reference", "sd_expected.json"), "utf8")) as { cases: Case[] };
-const reference = (c: Case) => loadNpy(fixture("sd", "reference", `sd_image_${c.name}.npy`)).data as Float32Array;
+const cases = sdCases();
 const LATENTS = 4 * 16 * 16;
 
 let model: SdExport;
@@ -43,19 +31,6 @@ afterAll(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-function request(c: Case) {
-  return {
-    prompt: c.prompt,
-    ...(c.negative_prompt !== null ? { negativePrompt: c.negative_prompt } : {}),
-    cfgScale: c.guidance_scale,
-    steps: c.steps,
-    scheduler: c.scheduler,
-    seed: c.seed,
-    width: 128,
-    height: 128,
-  };
-}
-
 describe("initial latents", () => {
   it("are numpy's RandomState(seed).randn(1, 4, 16, 16) for seeds 0-3", () => {
     for (const seed of [0, 1, 2, 3]) {
@@ -68,22 +43,22 @@ describe("initial latents", () => {
 });
 
 describe("the reference images (diffusers' OnnxStableDiffusionPipeline)", () => {
-  for (const c of expected.cases) {
+  for (const c of cases) {
     it(`${c.name}: ${c.scheduler}, s=${c.guidance_scale}, ${c.steps} steps, seed ${c.seed}, within 1e-4`, async () => {
-      const image = await generateSd(model, request(c));
+      const image = await generateSd(model, sdRequest(c));
       expect([image.height, image.width]).toEqual([128, 128]);
       expect(image.timesteps).toEqual(c.timesteps);
       expect(image.guided).toBe(c.guidance_scale !== 1);
-      expect(maxAbsDiff(image.data, reference(c))).toBeLessThanOrEqual(1e-4);
+      expect(maxAbsDiff(image.data, sdReferenceImage(c))).toBeLessThanOrEqual(1e-4);
     });
   }
 
   it("explicit latents give the seed's image; progress is reported per UNet call", async () => {
-    const c = expected.cases[2]; // PNDM: steps + 1 calls
+    const c = cases[2]; // PNDM: steps + 1 calls
     const latents = loadNpy(fixture("sd", "reference", `sd_latents_seed${c.seed}.npy`)).data as Float32Array;
     const steps: number[] = [];
-    const image = await generateSd(model, { ...request(c), seed: 12345, latents, onStep: (done, total) => steps.push(done * 100 + total) });
-    expect(maxAbsDiff(image.data, reference(c))).toBeLessThanOrEqual(1e-4);
+    const image = await generateSd(model, { ...sdRequest(c), seed: 12345, latents, onStep: (done, total) => steps.push(done * 100 + total) });
+    expect(maxAbsDiff(image.data, sdReferenceImage(c))).toBeLessThanOrEqual(1e-4);
     expect(steps).toEqual(Array.from({ length: 11 }, (_, i) => (i + 1) * 100 + 11));
   });
 });
@@ -139,12 +114,12 @@ describe("other exports' inputs (read from the sessions' metadata)", () => {
     }
     return dir;
   }
-  const ddim = expected.cases[0];
+  const ddim = cases[0];
 
-  async function imageOf(dir: string, c: Case = ddim) {
+  async function imageOf(dir: string, c: SdCase = ddim) {
     const m = await openSdExport(dir, "cpu");
     try {
-      return { image: await generateSd(m, request(c)), half: m.halfPrecision };
+      return { image: await generateSd(m, sdRequest(c)), half: m.halfPrecision };
     } finally {
       await m.close();
     }
@@ -156,14 +131,14 @@ describe("other exports' inputs (read from the sessions' metadata)", () => {
       unet: (m) => retypeInput(m, "timestep", { type: "int64" }),
     });
     const { image } = await imageOf(dir);
-    expect(maxAbsDiff(image.data, reference(ddim))).toBeLessThanOrEqual(1e-4);
+    expect(maxAbsDiff(image.data, sdReferenceImage(ddim))).toBeLessThanOrEqual(1e-4);
   });
 
   it("a float32 scalar timestep (optimum >= 1.24)", async () => {
     const dir = variant("scalar", { unet: (m) => retypeInput(m, "timestep", { scalar: true }) });
-    const euler = expected.cases[1];
+    const euler = cases[1];
     const { image } = await imageOf(dir, euler);
-    expect(maxAbsDiff(image.data, reference(euler))).toBeLessThanOrEqual(1e-4);
+    expect(maxAbsDiff(image.data, sdReferenceImage(euler))).toBeLessThanOrEqual(1e-4);
   });
 
   it("float16 inputs and outputs (an fp16 export) are converted both ways", async () => {
@@ -175,7 +150,7 @@ describe("other exports' inputs (read from the sessions' metadata)", () => {
     const { image, half } = await imageOf(dir);
     expect(half).toBe(true);
     // Half precision at every model boundary: close to the float32 image, not equal to it.
-    const d = maxAbsDiff(image.data, reference(ddim));
+    const d = maxAbsDiff(image.data, sdReferenceImage(ddim));
     expect(d).toBeGreaterThan(0);
     expect(d).toBeLessThan(2e-2);
   });
@@ -204,11 +179,11 @@ describe("the scheduler config", () => {
   it("gets the pipelines' fix (steps_offset 1, clip_sample false), as diffusers' constructors rewrite it", async () => {
     const m = await openSdExport(withSchedulerConfig("old-config", { _class_name: "DDIMScheduler", steps_offset: 0, clip_sample: true }), "cpu");
     try {
-      const { scheduler: _s, ...rest } = request(expected.cases[0]);
+      const { scheduler: _s, ...rest } = sdRequest(cases[0]);
       const image = await generateSd(m, rest);
       expect(image.scheduler).toBe("ddim");
-      expect(image.timesteps).toEqual(expected.cases[0].timesteps);
-      expect(maxAbsDiff(image.data, reference(expected.cases[0]))).toBeLessThanOrEqual(1e-4);
+      expect(image.timesteps).toEqual(cases[0].timesteps);
+      expect(maxAbsDiff(image.data, sdReferenceImage(cases[0]))).toBeLessThanOrEqual(1e-4);
     } finally {
       await m.close();
     }
@@ -227,16 +202,16 @@ describe("bad folders and requests", () => {
   });
 
   it("a size that is not a multiple of 8, or latents of the wrong size, are refused before any step", async () => {
-    const c = expected.cases[0];
-    expect((await rejectionOf(generateSd(model, { ...request(c), width: 100 }))).code).toBe("E_SD_REQUEST");
-    expect((await rejectionOf(generateSd(model, { ...request(c), latents: new Float32Array(10) }))).code).toBe("E_SD_REQUEST");
-    expect((await rejectionOf(generateSd(model, { ...request(c), cfgScale: Number.NaN }))).code).toBe("E_SD_REQUEST");
+    const c = cases[0];
+    expect((await rejectionOf(generateSd(model, { ...sdRequest(c), width: 100 }))).code).toBe("E_SD_REQUEST");
+    expect((await rejectionOf(generateSd(model, { ...sdRequest(c), latents: new Float32Array(10) }))).code).toBe("E_SD_REQUEST");
+    expect((await rejectionOf(generateSd(model, { ...sdRequest(c), cfgScale: Number.NaN }))).code).toBe("E_SD_REQUEST");
   });
 
   it("a scheduler class that is not built in needs an explicit scheduler", async () => {
     const m = await openSdExport(withSchedulerConfig("lms", { _class_name: "LMSDiscreteScheduler" }), "cpu");
     try {
-      const { scheduler: _s, ...rest } = request(expected.cases[0]);
+      const { scheduler: _s, ...rest } = sdRequest(cases[0]);
       const e = await rejectionOf(generateSd(m, { ...rest, steps: 2 }));
       expect(e.code).toBe("E_SD_REQUEST");
       expect(e.message).toMatch(/LMSDiscreteScheduler.*--scheduler ddim\|euler\|pndm/);
