@@ -3,19 +3,17 @@
  * show the plot (an svg of non-zero size holding the data marks), log no console error and make
  * no request outside the file itself. A screenshot is saved to a temp folder (path printed).
  */
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
-import { chromium } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { decodeImage } from "../../src/io/decode.js";
 import type { JpegCheckResult } from "../../src/robustness/jpeg-check.js";
 import { encodeJpeg, jpegEncoderInfo } from "../../src/robustness/jpeg-encoder.js";
 import { largestErrorWindow, writeJpegReport } from "../../src/robustness/jpeg-report.js";
+import { noBrowser, withReportPage } from "../helpers/browser.js";
 import { fixture } from "../helpers/fixtures.js";
 
-const CHROMIUM = "/usr/bin/chromium";
 const QUALITIES = [100, 95, 90, 75, 50];
 
 /** A check result with a real image strip and plausible numbers: the report is tested apart from the network. */
@@ -64,28 +62,10 @@ describe("largestErrorWindow", () => {
 });
 
 describe("the JPEG report page", () => {
-  const skip = !existsSync(CHROMIUM) && !process.env.CI; // in CI a missing browser is a failure
-  it.skipIf(skip)("opens in headless Chromium with the plot visible, no console errors and no network", async () => {
+  it.skipIf(noBrowser)("opens in headless Chromium with the plot visible, no console errors and no network", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "diffeval-report-"));
     const file = await writeJpegReport(dir, await sampleResult());
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-    });
-    try {
-      const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
-      const problems: string[] = [];
-      page.on("console", (m) => {
-        if (m.type() === "error" || m.type() === "warning") problems.push(`${m.type()}: ${m.text()}`);
-      });
-      page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
-      const url = pathToFileURL(file).href;
-      const requests: string[] = [];
-      page.on("request", (r) => {
-        if (r.url() !== url && !r.url().startsWith("data:")) requests.push(r.url());
-      });
-      await page.goto(url, { waitUntil: "load" });
-
+    await withReportPage(file, async (page, { problems, requests }) => {
       const svg = page.locator("figure.plot svg");
       await expect(svg.count()).resolves.toBe(1);
       const box = await svg.boundingBox();
@@ -108,8 +88,6 @@ describe("the JPEG report page", () => {
       console.log(`report screenshot: ${shot}`);
       expect(problems).toEqual([]);
       expect(requests).toEqual([]);
-    } finally {
-      await browser.close();
-    }
+    });
   });
 });

@@ -3,19 +3,17 @@
  * generator, its own reference, every metric, bootstrap intervals; then the report files, the
  * gate reading results.json, and the page in headless Chromium (screenshot saved).
  */
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
-import { chromium } from "playwright-core";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parseResults } from "../../src/gate/results.js";
 import { CSV_COLUMNS } from "../../src/report/sweep-results.js";
 import { runSweep, type SweepOutcome } from "../../src/sweep/run-sweep.js";
 import { parseSweepSpec } from "../../src/sweep/spec.js";
+import { noBrowser, withReportPage } from "../helpers/browser.js";
 import { setUpCliTest } from "../helpers/cli.js";
 import { createFakeGenerator, type FakeGenerator } from "./fake-generator.js";
 
-const CHROMIUM = "/usr/bin/chromium";
 
 let weights: string;
 let tmp: string;
@@ -106,26 +104,8 @@ describe("a sweep evaluated and reported", () => {
     expect((second.results!.cells[0].metrics as any).fid.mean).toBe((outcome.results!.cells[0].metrics as any).fid.mean);
   });
 
-  const skip = !existsSync(CHROMIUM) && !process.env.CI;
-  it.skipIf(skip)("opens in headless Chromium with every plot, the contact sheet, no console errors and no network", async () => {
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-    });
-    try {
-      const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
-      const problems: string[] = [];
-      page.on("console", (m) => {
-        if (m.type() === "error" || m.type() === "warning") problems.push(`${m.type()}: ${m.text()}`);
-      });
-      page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
-      const url = pathToFileURL(outcome.report!.html).href;
-      const requests: string[] = [];
-      page.on("request", (r) => {
-        if (r.url() !== url && !r.url().startsWith("data:")) requests.push(r.url());
-      });
-      await page.goto(url, { waitUntil: "load" });
-
+  it.skipIf(noBrowser)("opens in headless Chromium with every plot, the contact sheet, no console errors and no network", async () => {
+    await withReportPage(outcome.report!.html, async (page, { problems, requests }) => {
       const ids = await page.locator("figure.plot").evaluateAll((els) => els.map((e) => e.id));
       expect(ids).toEqual(["plot-fid", "plot-pr", "plot-diversity", "plot-front", "plot-axis-sampler"]);
       for (const id of ids) {
@@ -153,8 +133,6 @@ describe("a sweep evaluated and reported", () => {
       console.log(`sweep report screenshot: ${shot}`);
       expect(problems).toEqual([]);
       expect(requests).toEqual([]);
-    } finally {
-      await browser.close();
-    }
+    });
   });
 });
