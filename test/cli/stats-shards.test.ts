@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readNpz, readStatsNpz } from "../../src/io/npz.js";
+import { maxRelativeError } from "../helpers/arrays.js";
 import { runCli } from "../helpers/cli.js";
 import { expectedJson, fixture } from "../helpers/fixtures.js";
 import { fixtureStateDictPath } from "../helpers/model.js";
@@ -16,17 +17,6 @@ const common = () => ["--weights", weights, "--device", "cpu", "--threads", "0"]
 const out = (name: string) => path.join(tmp, name);
 const part = (i: number) => out(`part-${i}.npz`);
 const stats = (file: string) => readStatsNpz(new Uint8Array(readFileSync(file)), file);
-
-/** max |a - b| / max |a|: the error relative to the array's scale. */
-function relativeError(a: Float64Array, b: Float64Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(a[i]));
-  }
-  return diff / scale;
-}
 
 beforeAll(async () => {
   weights = await fixtureStateDictPath(false);
@@ -71,8 +61,8 @@ describe("diffeval stats --shard I/N and stats merge", () => {
     const full = stats(out("full.npz"));
     const merged = stats(out("merged.npz"));
     expect(merged.gaussian.n).toBe(32);
-    expect(relativeError(full.gaussian.mu, merged.gaussian.mu)).toBeLessThan(1e-12);
-    expect(relativeError(full.gaussian.sigma, merged.gaussian.sigma)).toBeLessThan(1e-12);
+    expect(maxRelativeError(full.gaussian.mu, merged.gaussian.mu)).toBeLessThan(1e-12);
+    expect(maxRelativeError(full.gaussian.sigma, merged.gaussian.sigma)).toBeLessThan(1e-12);
     expect(merged.meta).toMatchObject({ protocol: "clean", weights_sha256: full.meta!.weights_sha256, n: 32, shards: 3, source: real });
   });
 

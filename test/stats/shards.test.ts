@@ -3,6 +3,7 @@ import { parseShardSpec, readShardPart, shardRange, sourceFingerprint, writeShar
 import { accumulate, createAccumulator, fitGaussian } from "../../src/stats/gaussian.js";
 import { mergeShards, type ShardMeta, type ShardPart } from "../../src/stats/shards.js";
 import type { FeatureMatrix } from "../../src/types.js";
+import { maxRelativeError } from "../helpers/arrays.js";
 import { codeOf } from "../helpers/errors.js";
 import { xorshift32 } from "../helpers/xorshift.js";
 
@@ -43,16 +44,6 @@ function part(f: FeatureMatrix, cuts: number[], index: number, over: Partial<Sha
   return readShardPart(bytes, `part-${index}.npz`);
 }
 
-function maxRelative(a: Float64Array, b: Float64Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(a[i]));
-  }
-  return diff / scale;
-}
-
 describe("shards", () => {
   it("slices contiguously with sizes differing by at most one, covering every item once", () => {
     for (const [total, count] of [[32, 3], [10, 4], [2, 5], [0, 2]]) {
@@ -79,8 +70,8 @@ describe("shards", () => {
     const merged = mergeShards([3, 0, 2, 1].map((i) => part(f, cuts, i)));
     const single = fitGaussian(f);
     expect(merged.gaussian.n).toBe(300);
-    expect(maxRelative(single.mu, merged.gaussian.mu)).toBeLessThan(1e-12);
-    expect(maxRelative(single.sigma, merged.gaussian.sigma)).toBeLessThan(1e-12);
+    expect(maxRelativeError(single.mu, merged.gaussian.mu)).toBeLessThan(1e-12);
+    expect(maxRelativeError(single.sigma, merged.gaussian.sigma)).toBeLessThan(1e-12);
     expect(merged.meta).toMatchObject({ protocol: "clean", shards: 4, source_fingerprint: "f" });
   });
 
