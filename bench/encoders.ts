@@ -12,7 +12,7 @@
  * minutes on a 2-core machine, most of it the 336 runs.
  */
 import * as ort from "onnxruntime-node";
-import { openSession, parseDevice } from "../src/features/session.js";
+import { openSession, parseDevice } from "../src/models/session.js";
 import { buildClipVisionOnnx, parseClipConfig, visionLayout, type ClipConfig } from "../src/models/clip-onnx.js";
 import { buildDinov2Onnx, dinov2Layout, DINOV2_VITL14_CONFIG } from "../src/models/dinov2-onnx.js";
 import type { StateDict } from "../src/models/pth.js";

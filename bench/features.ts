@@ -10,7 +10,7 @@ import sharp from "sharp";
 import * as ort from "onnxruntime-node";
 import { openExtractor } from "../src/features/extractor.js";
 import { INPUT_SIZE } from "../src/features/inception-runner.js";
-import { openSession, parseDevice } from "../src/features/session.js";
+import { openSession, parseDevice } from "../src/models/session.js";
 import { openImageSource } from "../src/io/sources.js";
 import { fixtureModelPath } from "../test/helpers/model.js";
 import { fixture } from "../test/helpers/fixtures.js";

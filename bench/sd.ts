@@ -8,7 +8,7 @@
  * four reference images (the tests hold the CPU to 1e-4; on a GPU this is the check).
  */
 import { generateSd, openSdExport, type SdExport } from "../src/generators/onnx-sd/index.js";
-import { parseDevice } from "../src/features/session.js";
+import { parseDevice } from "../src/models/session.js";
 import { maxAbsDiff } from "../test/helpers/arrays.js";
 import { fixture } from "../test/helpers/fixtures.js";
 import { sdCases, sdReferenceImage, sdRequest } from "../test/helpers/sd.js";

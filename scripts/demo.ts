@@ -16,7 +16,7 @@
 import path from "node:path";
 import { analyticClasses } from "../src/generators/analytic/index.js";
 import { DiffevalError, isDiffevalError } from "../src/errors.js";
-import { parseDevice } from "../src/features/session.js";
+import { parseDevice } from "../src/models/session.js";
 import { runSweep } from "../src/sweep/run-sweep.js";
 import { parseSweepSpec, type SweepSpec } from "../src/sweep/spec.js";
 

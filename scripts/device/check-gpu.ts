@@ -26,7 +26,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import sharp from "sharp";
 import { openExtractor } from "../../src/features/extractor.js";
-import { parseDevice } from "../../src/features/session.js";
+import { parseDevice } from "../../src/models/session.js";
 import { openImageSource } from "../../src/io/sources.js";
 import { loadNpy, maxAbsDiff } from "../../test/helpers/arrays.js";
 import { fixture, fixturesRoot } from "../../test/helpers/fixtures.js";

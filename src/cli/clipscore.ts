@@ -20,7 +20,7 @@ import path from "node:path";
 import { Command } from "commander";
 import * as ort from "onnxruntime-node";
 import { DiffevalError } from "../errors.js";
-import { parseDevice, openSession, type DeviceName, type ResolvedDevice } from "../features/session.js";
+import { parseDevice, openSession, type DeviceName, type ResolvedDevice } from "../models/session.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { decodeImage } from "../io/decode.js";
 import { clipScore } from "../metrics/clip-score.js";

@@ -3,8 +3,8 @@ import { Command, Option } from "commander";
 import { DiffevalError } from "../errors.js";
 import { parseEncoderName } from "../features/encoders.js";
 import type { ExtractorOptions } from "../features/extractor.js";
-import { parseDevice } from "../features/session.js";
-import type { Provenance } from "../source-pair.js";
+import { parseDevice } from "../models/session.js";
+import type { Provenance } from "../pipeline/source-pair.js";
 
 export interface ExtractionFlags {
   /** Only on commands that take --encoder (features, metrics). */

@@ -1,7 +1,7 @@
 /** `diffeval fid --real A --fake B`: the main job. */
 import { Command } from "commander";
-import { computeFid, type FidResult } from "../fid.js";
-import { provenanceJson } from "../source-pair.js";
+import { computeFid, type FidResult } from "../pipeline/fid.js";
+import { provenanceJson } from "../pipeline/source-pair.js";
 import { addExtractionOptions, extractorOptions, provenanceLine, subsetOptions, type ExtractionFlags } from "./common-options.js";
 import { warnFormatMix } from "./format-warning.js";
 import { imageProgress } from "./image-progress.js";

@@ -11,7 +11,7 @@ import path from "node:path";
 import { readFile } from "node:fs/promises";
 import { Command } from "commander";
 import { DiffevalError } from "../errors.js";
-import { parseDevice } from "../features/session.js";
+import { parseDevice } from "../models/session.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { readNpy, writeNpy } from "../io/npy.js";
 import { encodeSdPng, generateSd, openSdExport, schedulerFrom, DEFAULT_SD_STEPS } from "../generators/onnx-sd/index.js";

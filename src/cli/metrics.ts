@@ -2,8 +2,8 @@
 import { readFile } from "node:fs/promises";
 import { Command } from "commander";
 import { DiffevalError } from "../errors.js";
-import { computeMetrics, DEFAULT_ENCODER_METRICS, DEFAULT_METRICS, METRIC_NAMES, parseMetricList, type MetricsResult } from "../evaluate.js";
-import { provenanceJson } from "../source-pair.js";
+import { computeMetrics, DEFAULT_ENCODER_METRICS, DEFAULT_METRICS, METRIC_NAMES, parseMetricList, type MetricsResult } from "../pipeline/metrics.js";
+import { provenanceJson } from "../pipeline/source-pair.js";
 import { addEncoderOption, addExtractionOptions, extractorOptions, positiveInt, provenanceLine, subsetOptions, type ExtractionFlags } from "./common-options.js";
 import { warnFormatMix } from "./format-warning.js";
 import { imageProgress } from "./image-progress.js";

@@ -2,7 +2,7 @@
 import { Command } from "commander";
 import { writeFileAtomic } from "../io/atomic.js";
 import { writeStatsNpz } from "../io/npz.js";
-import { mergeStatsShardFiles } from "../sharded-stats.js";
+import { mergeStatsShardFiles } from "../pipeline/sharded-stats.js";
 import { VERSION } from "../version.js";
 import { refuseFlags, requireNpzOut, statsFlags } from "./stats-options.js";
 

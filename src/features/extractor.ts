@@ -11,7 +11,7 @@ import type { InferenceSession } from "onnxruntime-node";
 import { extractFeatures, type ExtractedFeatures, type FeatureRunner } from "./extract.js";
 import { inceptionRunner, OUTPUT_DIMS, sessionOutputs } from "./inception-runner.js";
 import { createImagePreparer, defaultThreadCount } from "./prepare-pool.js";
-import { openSession, type DeviceName, type ResolvedDevice } from "./session.js";
+import { openSession, type DeviceName, type ResolvedDevice } from "../models/session.js";
 import { cacheDir } from "../models/cache.js";
 import { DEFAULT_ENCODER, encoderRunner, resolveEncoder, type EncoderName, type ResolvedEncoder } from "./encoders.js";
 

@@ -12,7 +12,7 @@ import { createA1111Generator, type A1111GeneratorOptions } from "./a1111.js";
 import { createComfyGenerator, type ComfyGeneratorOptions } from "./comfyui.js";
 import { createCommandGenerator, type CommandGeneratorOptions } from "./command.js";
 import type { AnalyticGeneratorOptions } from "./analytic/index.js";
-import { DEVICES, type DeviceName } from "../features/session.js";
+import { DEVICES, type DeviceName } from "../models/session.js";
 import type { OnnxSdGeneratorOptions } from "./onnx-sd/index.js";
 import type { Generator } from "./generator.js";
 

@@ -5,7 +5,7 @@
  */
 import type { FeatureMatrix } from "../types.js";
 import { selectRows } from "./diversity.js";
-import { createRng, randomInt, type Rng } from "./random.js";
+import { createRng, randomInt, type Rng } from "../random/rng.js";
 
 export interface BootstrapInterval {
   /** Standard deviation of the replicates (ddof = 1). */

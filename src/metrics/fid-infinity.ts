@@ -10,7 +10,7 @@ import { frechetDistance } from "../stats/frechet.js";
 import { fitGaussian } from "../stats/gaussian.js";
 import type { FeatureMatrix, Gaussian } from "../types.js";
 import { selectRows } from "./diversity.js";
-import { createRng, sampleWithoutReplacement } from "./random.js";
+import { createRng, sampleWithoutReplacement } from "../random/rng.js";
 
 export interface FidInfinityResult {
   /** The extrapolated FID at 1/N = 0. */

@@ -34,7 +34,7 @@ import { DiffevalError } from "../errors.js";
 import { semidefiniteFactor } from "../stats/cholesky.js";
 import { gemm } from "../stats/gemm.js";
 import type { FeatureMatrix } from "../types.js";
-import { createRng, fillNormal, type Rng } from "./random.js";
+import { createRng, fillNormal, type Rng } from "../random/rng.js";
 
 export interface GaussianityOptions {
   /** Random directions (default 128). */

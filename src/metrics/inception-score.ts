@@ -17,7 +17,7 @@
  */
 import { DiffevalError } from "../errors.js";
 import type { FeatureMatrix } from "../types.js";
-import { NumpyRandomState } from "./numpy-random.js";
+import { NumpyRandomState } from "../random/numpy-random.js";
 
 export interface InceptionScoreOptions {
   /** Number of splits (default 10). */

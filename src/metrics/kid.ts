@@ -35,7 +35,7 @@
  */
 import { DiffevalError } from "../errors.js";
 import type { FeatureMatrix } from "../types.js";
-import { NumpyRandomState } from "./numpy-random.js";
+import { NumpyRandomState } from "../random/numpy-random.js";
 import { gramMatrices, releaseGramMatrices, type GramMatrices } from "./pairwise.js";
 
 export type KidConvention = "clean-fid" | "torch-fidelity";

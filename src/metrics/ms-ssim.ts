@@ -34,7 +34,7 @@
 import { DiffevalError } from "../errors.js";
 import type { RgbImage } from "../io/decode.js";
 import { resizePil8 } from "../preprocess/pil-resample.js";
-import { createRng, randomPairs } from "./random.js";
+import { createRng, randomPairs } from "../random/rng.js";
 
 /** Wang et al. 2003, Table 1 (as in tf.image.ssim_multiscale's `_MSSSIM_WEIGHTS`). */
 export const MS_SSIM_WEIGHTS: readonly number[] = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333];

@@ -15,7 +15,7 @@
  *    surrounding whitespace is trimmed.
  */
 import { DiffevalError } from "../errors.js";
-import { mulberry32, seededSubsetIndices } from "../io/sources.js";
+import { mulberry32, seededSubsetIndices } from "../random/mulberry32.js";
 
 export interface CocoImage {
   id: number;

@@ -18,7 +18,7 @@ import { openExtractor, type ExtractorOptions } from "../features/extractor.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { decodeImage } from "../io/decode.js";
 import { writeStatsNpz } from "../io/npz.js";
-import { extractSource } from "../io/resolve-source.js";
+import { extractSource } from "../pipeline/resolve-source.js";
 import type { ImageItem } from "../io/sources.js";
 import { centreCropResize } from "../preprocess/centre-crop.js";
 import { VERSION } from "../version.js";

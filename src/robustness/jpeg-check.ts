@@ -14,9 +14,9 @@
 import { DiffevalError } from "../errors.js";
 import { DEFAULT_PROTOCOL, openExtractor, type Extractor, type ExtractorOptions } from "../features/extractor.js";
 import { decodeImage, type RgbImage } from "../io/decode.js";
-import { extractSource, isStatsFile, resolveStatsSource, type ResolvedSource } from "../io/resolve-source.js";
+import { extractSource, isStatsFile, resolveStatsSource, type ResolvedSource } from "../pipeline/resolve-source.js";
 import { openImageSource, type ImageItem, type ImageSource } from "../io/sources.js";
-import { assertComparable } from "../source-pair.js";
+import { assertComparable } from "../pipeline/source-pair.js";
 import { frechetDistanceDetails, frechetDistanceFromFeatures } from "../stats/frechet.js";
 import { fitGaussian } from "../stats/gaussian.js";
 import type { FeatureMatrix } from "../types.js";

@@ -5,7 +5,7 @@
  */
 import { createGenerator } from "../generators/registry.js";
 import type { Generator } from "../generators/generator.js";
-import type { DeviceName } from "../features/session.js";
+import type { DeviceName } from "../models/session.js";
 import type { SweepSpec } from "./spec.js";
 
 export function createSweepGenerator(spec: SweepSpec, opts: { device?: DeviceName; log?: (line: string) => void } = {}): Promise<Generator> {

@@ -9,7 +9,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { DiffevalError } from "../errors.js";
-import { METRIC_NAMES, type MetricName } from "../evaluate.js";
+import { METRIC_NAMES, type MetricName } from "../pipeline/metrics.js";
 
 /** What the sweep evaluates by default: everything that works on features of both sides. */
 export const DEFAULT_SWEEP_METRICS: MetricName[] = ["fid", "kid", "is", "pr", "dc", "vendi", "pairwise"];

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { unbiasedLogits } from "../../src/evaluate.js";
+import { unbiasedLogits } from "../../src/pipeline/metrics.js";
 import { inceptionScore } from "../../src/metrics/inception-score.js";
 import { readStateDict } from "../../src/models/pth.js";
 import { loadNpy, maxAbsDiff } from "../helpers/arrays.js";

@@ -6,7 +6,7 @@ import { extractFeatures } from "../../src/features/extract.js";
 import { openFeatureCache } from "../../src/features/feature-cache.js";
 import { inceptionRunner, LOGITS_DIM, POOL3_DIM, type InceptionRunner } from "../../src/features/inception-runner.js";
 import { createImagePreparer } from "../../src/features/prepare-pool.js";
-import { openSession } from "../../src/features/session.js";
+import { openSession } from "../../src/models/session.js";
 import { openImageSource, type ImageItem } from "../../src/io/sources.js";
 import { loadNpy, maxAbsDiff } from "../helpers/arrays.js";
 import { expectedJson, fixture } from "../helpers/fixtures.js";

@@ -21,7 +21,7 @@ import {
 } from "../../src/generators/analytic/index.js";
 import { symmetricEigenSmall } from "../../src/generators/analytic/small-eigen.js";
 import type { GenerationRequest } from "../../src/generators/generator.js";
-import { createRng } from "../../src/metrics/random.js";
+import { createRng } from "../../src/random/rng.js";
 
 const request = (over: Partial<GenerationRequest>): GenerationRequest => ({
   prompt: "red circle",

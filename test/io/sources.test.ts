@@ -5,7 +5,8 @@ import { zipSync } from "fflate";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isDiffevalError } from "../../src/errors.js";
 import { decodeImage } from "../../src/io/decode.js";
-import { mulberry32, openImageSource, seededSubsetIndices } from "../../src/io/sources.js";
+import { openImageSource } from "../../src/io/sources.js";
+import { mulberry32, seededSubsetIndices } from "../../src/random/mulberry32.js";
 import { fixture } from "../helpers/fixtures.js";
 
 let tmp: string;

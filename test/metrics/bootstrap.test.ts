@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { bootstrapIntervals, percentile } from "../../src/metrics/bootstrap.js";
 import { defaultSizes, fidInfinity, leastSquaresLine } from "../../src/metrics/fid-infinity.js";
-import { createRng, fillNormal } from "../../src/metrics/random.js";
+import { createRng, fillNormal } from "../../src/random/rng.js";
 import { frechetDistanceFromFeatures } from "../../src/stats/frechet.js";
 import { fitGaussian } from "../../src/stats/gaussian.js";
 import type { FeatureMatrix } from "../../src/types.js";

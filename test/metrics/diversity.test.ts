@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { isDiffevalError } from "../../src/errors.js";
 import { byGroup, meanPairwiseDistance, selectRows } from "../../src/metrics/diversity.js";
-import { createRng, fillNormal } from "../../src/metrics/random.js";
+import { createRng, fillNormal } from "../../src/random/rng.js";
 import type { FeatureMatrix } from "../../src/types.js";
 
 function matrix(rows: number[][]): FeatureMatrix {

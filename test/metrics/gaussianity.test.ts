@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { isDiffevalError } from "../../src/errors.js";
 import { erf, erfc, gaussianity, ksToFittedNormal, normalCdf } from "../../src/metrics/gaussianity.js";
-import { createRng, fillNormal } from "../../src/metrics/random.js";
+import { createRng, fillNormal } from "../../src/random/rng.js";
 import type { FeatureMatrix } from "../../src/types.js";
 
 /** n rows of z A + 5 with z ~ N(0, I_d) and a random d x d A: a correlated Gaussian sample. */

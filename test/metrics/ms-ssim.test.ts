@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { isDiffevalError } from "../../src/errors.js";
 import { decodeImage, type RgbImage } from "../../src/io/decode.js";
 import { centreCropResize, MS_SSIM_MIN_SIDE, MS_SSIM_WEIGHTS, msSsim, msSsimDiversity } from "../../src/metrics/ms-ssim.js";
-import { createRng } from "../../src/metrics/random.js";
+import { createRng } from "../../src/random/rng.js";
 import { fixture } from "../helpers/fixtures.js";
 
 async function load(set: string, name: string): Promise<RgbImage> {

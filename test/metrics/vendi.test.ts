@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { isDiffevalError } from "../../src/errors.js";
-import { fillNormal, createRng } from "../../src/metrics/random.js";
+import { fillNormal, createRng } from "../../src/random/rng.js";
 import { spectralEntropy, vendiScore } from "../../src/metrics/vendi.js";
 import type { FeatureMatrix } from "../../src/types.js";
 

@@ -6,7 +6,7 @@ import { isDiffevalError } from "../../src/errors.js";
 import { writeNpy, type NpyArray } from "../../src/io/npy.js";
 import { readNpzArrays, readStatsFile } from "../../src/io/npz-file.js";
 import { readNpz } from "../../src/io/npz.js";
-import { loadStatsFile } from "../../src/io/resolve-source.js";
+import { loadStatsFile } from "../../src/pipeline/resolve-source.js";
 import { openZip } from "../../src/io/zip.js";
 import { fixture } from "../helpers/fixtures.js";
 import { xorshift32 } from "../helpers/xorshift.js";

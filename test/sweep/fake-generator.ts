@@ -6,7 +6,7 @@
  */
 import sharp from "sharp";
 import type { GenerationRequest, Generator } from "../../src/generators/generator.js";
-import { mulberry32 } from "../../src/io/sources.js";
+import { mulberry32 } from "../../src/random/mulberry32.js";
 
 export interface FakeGenerator extends Generator {
   /** Calls per request key (`prompt|negative|cfg|seed`), failed ones included. */

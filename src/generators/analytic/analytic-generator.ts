@@ -15,7 +15,7 @@
  */
 import sharp from "sharp";
 import { DiffevalError } from "../../errors.js";
-import { createRng } from "../../metrics/random.js";
+import { createRng } from "../../random/rng.js";
 import type { GeneratedImage, GenerationRequest, Generator } from "../generator.js";
 import { analyticModel, classForPrompt, DEFAULT_RESOLUTION, type AnalyticModel } from "./class-catalogue.js";
 import { sampleMixture } from "./gaussian-mixture.js";

@@ -25,7 +25,7 @@
  * The reference set (`analytic:real`) is the labelled classes alone: what a prompt asks for.
  */
 import { DiffevalError } from "../../errors.js";
-import { createRng, type Rng } from "../../metrics/random.js";
+import { createRng, type Rng } from "../../random/rng.js";
 import { gaussianComponent, gaussianMixture, looserTwin, mixtureOfMixtures, type GaussianComponent, type GaussianMixture } from "./gaussian-mixture.js";
 import { renderShape, shapeCoverage, type ShapeKind, type ShapeParams } from "./rasterise.js";
 import { symmetricEigenSmall } from "./small-eigen.js";

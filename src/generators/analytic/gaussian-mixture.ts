@@ -17,7 +17,7 @@
  * The network's target eps(x_t, t) = -sqrt(1 - alphaBar) grad log p_t(x_t) (Ho et al. 2020,
  * eq. 11 read as a score: Song et al., "Score-Based Generative Modeling through SDEs", ICLR 2021).
  */
-import type { Rng } from "../../metrics/random.js";
+import type { Rng } from "../../random/rng.js";
 
 export interface GaussianComponent {
   /** mu, length d. */

@@ -17,7 +17,7 @@
  * log-SNR steps every variance comes out ~10% low; see the tests); DPM-Solver++(2M) brings that
  * under 1% for the same cost, so at s = 1 its samples are the data distribution.
  */
-import { createRng } from "../../metrics/random.js";
+import { createRng } from "../../random/rng.js";
 import { mixtureEps, type DotCache, type GaussianMixture } from "./gaussian-mixture.js";
 import { alphaBar, samplingTimesteps } from "./schedule.js";
 

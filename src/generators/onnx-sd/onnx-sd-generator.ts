@@ -12,7 +12,7 @@
  */
 import sharp from "sharp";
 import { DiffevalError } from "../../errors.js";
-import type { DeviceName } from "../../features/session.js";
+import type { DeviceName } from "../../models/session.js";
 import type { GeneratedImage, GenerationRequest, Generator } from "../generator.js";
 import { openSdExport, type SdExport } from "./export-folder.js";
 import { generateSd, type SdImage } from "./pipeline.js";

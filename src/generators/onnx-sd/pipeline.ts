@@ -19,7 +19,7 @@
  * is float32 as numpy does it on float32 arrays (Math.fround after each operation).
  */
 import { DiffevalError } from "../../errors.js";
-import { NumpyRandomState } from "../../metrics/numpy-random.js";
+import { NumpyRandomState } from "../../random/numpy-random.js";
 import { createScheduler, parseSchedulerConfig, schedulerNameOfClass, SCHEDULERS, type SchedulerName } from "./schedulers/index.js";
 import { LATENT_FACTOR, type SdExport } from "./export-folder.js";
 

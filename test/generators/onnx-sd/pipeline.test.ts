@@ -8,7 +8,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NumpyRandomState } from "../../../src/metrics/numpy-random.js";
+import { NumpyRandomState } from "../../../src/random/numpy-random.js";
 import { generateSd, openSdExport, type SdExport } from "../../../src/generators/onnx-sd/index.js";
 import { loadNpy, maxAbsDiff } from "../../helpers/arrays.js";
 import { rejectionOf } from "../../helpers/errors.js";

@@ -5,14 +5,14 @@
  * extractor shared by both sides. Statistics made under different protocols or weights are
  * refused (E_PROTOCOL_MISMATCH) unless `force`.
  */
-import { DiffevalError } from "./errors.js";
-import { DEFAULT_PROTOCOL, openExtractor, type Extractor, type ExtractorOptions } from "./features/extractor.js";
-import { DEFAULT_ENCODER, type EncoderName } from "./features/encoders.js";
-import { POOL3_DIM } from "./features/inception-runner.js";
-import { extractSource, openImageSide, resolveStatsSource, type ResolvedSource } from "./io/resolve-source.js";
-import type { ImageSource } from "./io/sources.js";
-import { censusRecorder, type CensusPair } from "./robustness/format-census.js";
-import { VERSION } from "./version.js";
+import { DiffevalError } from "../errors.js";
+import { DEFAULT_PROTOCOL, openExtractor, type Extractor, type ExtractorOptions } from "../features/extractor.js";
+import { DEFAULT_ENCODER, type EncoderName } from "../features/encoders.js";
+import { POOL3_DIM } from "../features/inception-runner.js";
+import { extractSource, openImageSide, resolveStatsSource, type ResolvedSource } from "./resolve-source.js";
+import type { ImageSource } from "../io/sources.js";
+import { censusRecorder, type CensusPair } from "../robustness/format-census.js";
+import { VERSION } from "../version.js";
 
 export interface SourcePairOptions extends ExtractorOptions {
   real: string;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { openSession, parseDevice } from "../../src/features/session.js";
+import { openSession, parseDevice } from "../../src/models/session.js";
 import { OnnxGraph } from "../../src/models/onnx-graph.js";
 
 function reluModel(): Uint8Array {

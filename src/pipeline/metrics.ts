@@ -3,25 +3,25 @@
  * spatial features when asked for) are extracted once per source and shared by every metric; a
  * metric that needs per-image features is skipped, with a reason, for a stats-file side.
  */
-import { DiffevalError } from "./errors.js";
-import { decodeImage } from "./io/decode.js";
-import { openImageSource } from "./io/sources.js";
-import { cmmd } from "./metrics/cmmd.js";
-import { bootstrapIntervals, type BootstrapInterval } from "./metrics/bootstrap.js";
-import { byGroup, meanPairwiseDistance, selectRows } from "./metrics/diversity.js";
-import { fidInfinity, type FidInfinityResult } from "./metrics/fid-infinity.js";
-import { gaussianity, type GaussianityResult } from "./metrics/gaussianity.js";
-import { inceptionScore } from "./metrics/inception-score.js";
-import { kid } from "./metrics/kid.js";
-import { msSsimDiversityLazy } from "./metrics/ms-ssim.js";
-import { prdc } from "./metrics/prdc.js";
-import { vendiScore } from "./metrics/vendi.js";
-import { readOnnxInitializer } from "./models/onnx-metadata.js";
-import type { ResolvedSource } from "./io/resolve-source.js";
+import { DiffevalError } from "../errors.js";
+import { decodeImage } from "../io/decode.js";
+import { openImageSource } from "../io/sources.js";
+import { cmmd } from "../metrics/cmmd.js";
+import { bootstrapIntervals, type BootstrapInterval } from "../metrics/bootstrap.js";
+import { byGroup, meanPairwiseDistance, selectRows } from "../metrics/diversity.js";
+import { fidInfinity, type FidInfinityResult } from "../metrics/fid-infinity.js";
+import { gaussianity, type GaussianityResult } from "../metrics/gaussianity.js";
+import { inceptionScore } from "../metrics/inception-score.js";
+import { kid } from "../metrics/kid.js";
+import { msSsimDiversityLazy } from "../metrics/ms-ssim.js";
+import { prdc } from "../metrics/prdc.js";
+import { vendiScore } from "../metrics/vendi.js";
+import { readOnnxInitializer } from "../models/onnx-metadata.js";
+import type { ResolvedSource } from "./resolve-source.js";
 import { provenance, resolveSourcePair, type Provenance, type SourcePair, type SourcePairOptions } from "./source-pair.js";
-import { frechetDistanceDetails, frechetDistanceFromFeatures } from "./stats/frechet.js";
-import { gemm } from "./stats/gemm.js";
-import type { FeatureMatrix } from "./types.js";
+import { frechetDistanceDetails, frechetDistanceFromFeatures } from "../stats/frechet.js";
+import { gemm } from "../stats/gemm.js";
+import type { FeatureMatrix } from "../types.js";
 
 export const METRIC_NAMES = ["fid", "kid", "is", "pr", "dc", "sfid", "vendi", "pairwise", "msssim", "gauss", "fidinf", "fd", "cmmd"] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];

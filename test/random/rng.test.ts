@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createRng, fillNormal, pairFromIndex, randomInt, randomPairs, rngFromState, sampleWithoutReplacement } from "../../src/metrics/random.js";
+import { createRng, fillNormal, pairFromIndex, randomInt, randomPairs, rngFromState, sampleWithoutReplacement } from "../../src/random/rng.js";
 
 describe("createRng", () => {
   it("repeats its sequence for a seed and changes it with the seed", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { NumpyRandomState } from "../../src/metrics/numpy-random.js";
+import { NumpyRandomState } from "../../src/random/numpy-random.js";
 
 // Reference values printed by numpy (legacy np.random.RandomState, unchanged since numpy 1.0):
 // RandomState(s)._bit_generator.random_raw(3), RandomState(s).permutation(n), RandomState(2020).choice(...).

@@ -10,8 +10,8 @@ import { findReference, loadManifest, manifestPath } from "../reference/manifest
 import { loadReference, type LoadReferenceOptions } from "../reference/load.js";
 import { fitGaussian } from "../stats/gaussian.js";
 import type { FeatureMatrix, Gaussian } from "../types.js";
-import { readStatsFile } from "./npz-file.js";
-import { openImageSource, type ImageSource, type ImageSourceOptions } from "./sources.js";
+import { readStatsFile } from "../io/npz-file.js";
+import { openImageSource, type ImageSource, type ImageSourceOptions } from "../io/sources.js";
 
 /** What a stats file written by `diffeval stats` says about how it was made. */
 export interface StatsMeta {

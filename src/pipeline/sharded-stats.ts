@@ -4,12 +4,12 @@
  * exactly (stats/shards.ts). Used by `diffeval stats SOURCE --shard I/N` and `diffeval stats merge`.
  */
 import { readFile } from "node:fs/promises";
-import { openExtractor, type ExtractorOptions } from "./features/extractor.js";
-import { readShardPart, shardRange, sourceFingerprint } from "./io/shard-file.js";
-import { openImageSource } from "./io/sources.js";
-import { accumulate, createAccumulator, type GaussianAccumulator } from "./stats/gaussian.js";
-import { mergeShards, type MergedShards, type ShardMeta, type ShardSpec } from "./stats/shards.js";
-import { VERSION } from "./version.js";
+import { openExtractor, type ExtractorOptions } from "../features/extractor.js";
+import { readShardPart, shardRange, sourceFingerprint } from "../io/shard-file.js";
+import { openImageSource } from "../io/sources.js";
+import { accumulate, createAccumulator, type GaussianAccumulator } from "../stats/gaussian.js";
+import { mergeShards, type MergedShards, type ShardMeta, type ShardSpec } from "../stats/shards.js";
+import { VERSION } from "../version.js";
 
 export interface StatsShardOptions extends ExtractorOptions {
   source: string;

@@ -3,7 +3,7 @@
  * makes the number comparable: the protocol and weights it was computed under.
  */
 import { provenance, resolveSourcePair, type Provenance, type SourcePairOptions } from "./source-pair.js";
-import { frechetDistanceDetails, frechetDistanceFromFeaturesDetails } from "./stats/frechet.js";
+import { frechetDistanceDetails, frechetDistanceFromFeaturesDetails } from "../stats/frechet.js";
 
 export type FidOptions = SourcePairOptions;
 
