@@ -12,3 +12,16 @@ export interface Gaussian {
   /** d x d, row-major. */
   sigma: Float64Array;
 }
+
+/**
+ * Decoded 8-bit RGB pixels, the hand-off from io/decode.ts to preprocess/, metrics/ (MS-SSIM) and
+ * robustness/. Declared here with the other seam types rather than in io/decode.ts so that
+ * io/bmp.ts and the metrics can name it without importing the decoder (no io/decode.ts <->
+ * io/bmp.ts circle; "metrics take matrices, never paths", DESIGN.md).
+ */
+export interface RgbImage {
+  width: number;
+  height: number;
+  /** HWC, RGB, 8-bit, length width * height * 3. */
+  data: Uint8Array;
+}

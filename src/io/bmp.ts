@@ -10,7 +10,7 @@
  * - 5- and 6-bit fields -> v * 255 / max, truncated (Unpack.c `ImagingUnpackBGR15` / `BGR16`).
  */
 import { DiffevalError } from "../errors.js";
-import type { RgbImage } from "./decode.js";
+import type { RgbImage } from "../types.js";
 
 export function isBmp(buf: Uint8Array): boolean {
   return buf.length >= 2 && buf[0] === 0x42 && buf[1] === 0x4d; // "BM"

@@ -29,14 +29,10 @@
  */
 import sharp, { type Sharp } from "sharp";
 import { DiffevalError } from "../errors.js";
+import type { RgbImage } from "../types.js";
 import { decodeBmp, isBmp } from "./bmp.js";
 
-export interface RgbImage {
-  width: number;
-  height: number;
-  /** HWC, RGB, 8-bit, length width * height * 3. */
-  data: Uint8Array;
-}
+export type { RgbImage } from "../types.js";
 
 export interface DecodeOptions {
   /** Refuse images with more pixels than this (default `DEFAULT_MAX_PIXELS`). */

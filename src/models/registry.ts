@@ -4,8 +4,7 @@
  * "the standard FID Inception" a checkable claim rather than a file name.
  */
 import { DiffevalError } from "../errors.js";
-
-export type ProtocolName = "clean" | "legacy-pytorch" | "legacy-tensorflow";
+import type { ProtocolName } from "../preprocess/protocols.js";
 
 export interface WeightsEntry {
   /** Stable id used on the command line and in result files. */

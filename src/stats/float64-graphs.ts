@@ -6,7 +6,7 @@
  */
 import onnxProto from "onnx-proto";
 import type { onnx as OnnxTypes } from "onnx-proto";
-import type { OrtGraph } from "./ort-float64.js";
+import type { OrtGraph } from "./ort-graph.js";
 
 const { onnx } = onnxProto;
 const DOUBLE = onnx.TensorProto.DataType.DOUBLE;

@@ -34,12 +34,9 @@ import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import { DiffevalError } from "../errors.js";
 import { matmulGraph } from "./float64-graphs.js";
+import type { OrtGraph } from "./ort-graph.js";
 
-/** A graph the worker runs; `key` names it (sessions are cached per key), `build` makes the ONNX bytes. */
-export interface OrtGraph {
-  key: string;
-  build(): Uint8Array;
-}
+export type { OrtGraph } from "./ort-graph.js";
 
 /** A matrix (row-major, of the given dims) stored in a register from `offset` on (default 0). */
 export type RegisterRef = [register: string, dims: number[], offset?: number];

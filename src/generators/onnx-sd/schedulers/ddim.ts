@@ -15,7 +15,7 @@
  * order Python evaluates it; the scalars (a_t, sqrt(a_t), ...) are float32 0-d tensors there too.
  */
 import { alphasCumprod, checkCall, timestepsFor, type SchedulerConfig } from "./config.js";
-import type { Scheduler } from "./index.js";
+import type { Scheduler } from "./scheduler.js";
 
 const f32 = Math.fround;
 

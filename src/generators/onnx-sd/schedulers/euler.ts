@@ -17,7 +17,7 @@
  * The UNet is fed the float timesteps themselves (linspace, 10 steps: 999, 888, ..., 0).
  */
 import { alphasCumprod, checkCall, timestepsFor, type SchedulerConfig } from "./config.js";
-import type { Scheduler } from "./index.js";
+import type { Scheduler } from "./scheduler.js";
 
 const f32 = Math.fround;
 
