@@ -4,6 +4,7 @@
  *   weights/<upstream file name>            downloaded weight files (+ `<file>.sha256` memo)
  *   onnx/inception-<sha12>-v<ver>.onnx      ONNX graphs converted from those weights
  *   hashes/<sha256(abs path)[:24]>.json     hash memos for user-supplied files
+ *   probes/webgpu-<sha256(key)[:24]>.json   WebGPU adapter probes (models/webgpu-probe.ts)
  */
 import { createHash } from "node:crypto";
 import os from "node:os";
@@ -54,4 +55,10 @@ export function convertedModelCachePath(
 export function hashMemoPath(file: string, env: Env = process.env): string {
   const key = createHash("sha256").update(path.resolve(file)).digest("hex").slice(0, 24);
   return path.join(cacheDir(env), "hashes", `${key}.json`);
+}
+
+/** Where a WebGPU probe's verdict is kept; `key` names everything the verdict depends on. */
+export function webgpuProbePath(key: string, env: Env = process.env): string {
+  const name = createHash("sha256").update(key).digest("hex").slice(0, 24);
+  return path.join(cacheDir(env), "probes", `webgpu-${name}.json`);
 }

@@ -3,13 +3,26 @@
  *
  * onnxruntime-node 1.30 on linux-x64 bundles the CPU and WebGPU providers; the CUDA provider is
  * a separate download (`ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node`). `auto`
- * tries CUDA, then WebGPU, then the CPU, and reports which one it got.
+ * tries CUDA, then WebGPU on a hardware adapter, then the CPU, and reports which one it got.
+ *
+ * On Linux, WebGPU is first asked about in a quiet child process (webgpu-probe.ts): a machine
+ * with a Vulkan loader and Mesa's drivers but no GPU (any machine with Chromium or Mesa) would
+ * otherwise have Dawn, the loader and Mesa print to the terminal before the fallback to the CPU.
+ * Under `auto` the child is shown only the hardware drivers (vulkan-drivers.ts tells software
+ * ones by their library), so a session is opened here only where a hardware adapter exists; and
+ * Dawn, asked for a high-performance adapter by onnxruntime (webgpu_context.cc), sorts discrete
+ * and integrated GPUs before CPU adapters (Dawn's docs/dawn/features/adapter_options.md), so that
+ * session lands on the GPU the child found. `--device webgpu` takes a software adapter too, with
+ * a notice.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { DiffevalError } from "../errors.js";
+import { clip, ortMessage } from "./ort-message.js";
+import { driverNames, vulkanDrivers } from "./vulkan-drivers.js";
+import { probeWebGpu, type WebGpuProbe } from "./webgpu-probe.js";
 
 export type DeviceName = "auto" | "cpu" | "cuda" | "webgpu";
 export type ResolvedDevice = Exclude<DeviceName, "auto">;
@@ -19,8 +32,10 @@ export const DEVICES: readonly DeviceName[] = ["auto", "cpu", "cuda", "webgpu"];
 export interface OpenedSession {
   session: ort.InferenceSession;
   device: ResolvedDevice;
-  /** Why providers tried before this one were passed over (for `--device auto`). */
+  /** Why providers tried before this one were passed over (for `--device auto`), each one short phrase. */
   skipped: string[];
+  /** One line worth telling the user about the device it got (a software WebGPU adapter). */
+  notice?: string;
 }
 
 export function parseDevice(value: string): DeviceName {
@@ -33,26 +48,31 @@ export async function openSession(model: string | Uint8Array, device: DeviceName
   const order: ResolvedDevice[] = device === "auto" ? ["cuda", "webgpu", "cpu"] : [device];
   const skipped: string[] = [];
   for (const candidate of order) {
-    const unavailable = device === "auto" ? unavailableReason(candidate) : undefined;
-    if (unavailable) {
-      skipped.push(`${candidate}: ${unavailable}`);
+    const check = await precheck(candidate, device === "auto");
+    if (check.unavailable !== undefined) {
+      if (device !== "auto") throw deviceError(candidate, check.unavailable);
+      skipped.push(`${candidate}: ${clip(check.unavailable, SKIP_REASON_MAX)}`);
       continue;
     }
     try {
       const session = await createSession(model, candidate);
-      return { session, device: candidate, skipped };
+      return { session, device: candidate, skipped, ...(check.notice ? { notice: check.notice } : {}) };
     } catch (e) {
-      const reason = firstLine(e);
-      if (device !== "auto") {
-        throw new DiffevalError(
-          "E_DEVICE",
-          `could not start onnxruntime on '${candidate}': ${reason}. ${deviceHint(candidate)}`,
-        );
-      }
-      skipped.push(`${candidate}: ${reason}`);
+      if (device !== "auto") throw deviceError(candidate, ortMessage(e));
+      skipped.push(`${candidate}: ${ortMessage(e, SKIP_REASON_MAX)}`);
     }
   }
   throw new DiffevalError("E_DEVICE", `no execution provider could be started (${skipped.join("; ")})`);
+}
+
+/**
+ * Each skipped provider's reason is at most this long, so that the `device: cpu (cuda: ...;
+ * webgpu: ...)` notice stays one line under 240 characters.
+ */
+const SKIP_REASON_MAX = 100;
+
+function deviceError(device: ResolvedDevice, reason: string): DiffevalError {
+  return new DiffevalError("E_DEVICE", `could not start onnxruntime on '${device}': ${reason}. ${deviceHint(device)}`);
 }
 
 function createSession(model: string | Uint8Array, device: ResolvedDevice): Promise<ort.InferenceSession> {
@@ -74,16 +94,59 @@ function createSession(model: string | Uint8Array, device: ResolvedDevice): Prom
   return typeof model === "string" ? ort.InferenceSession.create(model, options) : ort.InferenceSession.create(model, options);
 }
 
-/** Cheap checks that spare `auto` a noisy failed load when a provider cannot possibly work. */
-function unavailableReason(device: ResolvedDevice): string | undefined {
-  if (process.platform !== "linux") return undefined;
+interface Precheck {
+  /** Why the provider cannot work here; the session is then not attempted in this process. */
+  unavailable?: string;
+  notice?: string;
+}
+
+/** What can be known about a provider before loading it in this process, quietly. */
+async function precheck(device: ResolvedDevice, auto: boolean): Promise<Precheck> {
+  if (process.platform !== "linux") return {};
+  // Also for an explicit `cuda`: loading the missing provider would log onnxruntime's error first.
   if (device === "cuda") {
     const dir = ortBinaryDir();
-    if (dir && !existsSync(path.join(dir, "libonnxruntime_providers_cuda.so"))) return "CUDA provider not installed";
+    if (dir && !existsSync(path.join(dir, "libonnxruntime_providers_cuda.so"))) return { unavailable: "CUDA provider not installed" };
   }
-  // Dawn (ORT's WebGPU) needs the Vulkan loader on Linux; without it, it prints a warning and fails.
-  if (device === "webgpu" && !linuxLibraryFound("libvulkan.so.1")) return "no Vulkan loader (libvulkan.so.1)";
-  return undefined;
+  if (device === "webgpu") return webgpuPrecheck(auto);
+  return {};
+}
+
+/**
+ * WebGPU on Linux: the Vulkan loader, a driver manifest, then the quiet probe. Under `auto` only
+ * a hardware adapter counts; an explicit `webgpu` takes a software one with a notice. A probe
+ * that gives no verdict leaves the decision to the in-process attempt, as before probes existed.
+ */
+async function webgpuPrecheck(auto: boolean): Promise<Precheck> {
+  // Dawn needs the Vulkan loader on Linux; without it, it prints a warning and fails.
+  if (!linuxLibraryFound("libvulkan.so.1")) return { unavailable: "no Vulkan loader (libvulkan.so.1; Debian/Ubuntu: libvulkan1)" };
+  const drivers = vulkanDrivers();
+  if (drivers.length === 0) return { unavailable: "no Vulkan driver (no ICD manifest in the vulkan/icd.d folders)" };
+  const hardware = drivers.filter((d) => !d.software);
+  const software = drivers.filter((d) => d.software);
+  const onHardware = hardware.length ? await probeWebGpu(drivers, software.length ? hardware : undefined) : undefined;
+  if (hardware.length && (!onHardware || onHardware.ok)) return {};
+  const hardwarePart = onHardware && `${driverNames(hardware)}${outcome(onHardware)}`;
+  if (auto) {
+    const softwarePart = software.length ? `${driverNames(software)} ${software.length > 1 ? "are" : "is"} software` : undefined;
+    return { unavailable: `no GPU adapter (${[hardwarePart, softwarePart].filter(Boolean).join("; ")})` };
+  }
+  if (software.length === 0) return { unavailable: `no WebGPU adapter (${hardwarePart})` };
+  const onAny = await probeWebGpu(drivers);
+  if (!onAny || onAny.ok) {
+    return { notice: `webgpu: no GPU adapter; running on the software renderer ${driverNames(software)}, often slower than --device cpu` };
+  }
+  const softwarePart = `${driverNames(software)}${outcome(onAny)}`;
+  return { unavailable: `no WebGPU adapter (${[hardwarePart, softwarePart].filter(Boolean).join("; ")})` };
+}
+
+/**
+ * What a failed probe found, as a phrase after the drivers' names: ` found none` when Dawn saw no
+ * adapter, else Dawn's warning (what a driver lacks) or onnxruntime's message.
+ */
+function outcome(p: WebGpuProbe): string {
+  if (p.dawn) return `: ${clip(p.dawn, 80)}`;
+  return /Failed to get a WebGPU adapter/.test(p.reason) ? " found none" : `: ${clip(p.reason, 80)}`;
 }
 
 /** Whether the dynamic linker can find `lib`: LD_LIBRARY_PATH, then the ld.so cache. */
@@ -112,13 +175,8 @@ function deviceHint(device: ResolvedDevice): string {
     case "cuda":
       return "The CUDA provider is not bundled: run `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node` (needs internet, CUDA 12 and cuDNN 9), or use --device webgpu|cpu.";
     case "webgpu":
-      return "WebGPU needs a GPU driver with Vulkan (Linux: the libvulkan1 package); or use --device cpu.";
+      return "WebGPU needs a GPU with a Vulkan driver; or use --device cpu.";
     case "cpu":
       return "";
   }
-}
-
-function firstLine(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  return msg.split("\n")[0].replace(/^.*?\] : \d+ : \w+ : /, "").slice(0, 300);
 }
