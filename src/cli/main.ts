@@ -10,7 +10,7 @@ import { jpegCommand } from "./jpeg.js";
 import { fidCommand } from "./fid.js";
 import { metricsCommand } from "./metrics.js";
 import { modelCommand } from "./model.js";
-import { EXIT_FAILED_GATE, reportError } from "./run-command.js";
+import { EXIT_FAILED_GATE, EXIT_OK, EXIT_USAGE, reportError } from "./run-command.js";
 import { statsCommand } from "./stats.js";
 import { sweepCommand } from "./sweep.js";
 
@@ -35,19 +35,22 @@ export function buildProgram(): Command {
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   // Usage errors in any subcommand must reach us (exit 2), not end the process with commander's 1.
+  // Commander's own usage errors ("error: unknown option '--x'") get the code every other error line
+  // carries (DESIGN.md: the CLI prints `error[CODE]: message`).
   const override = (cmd: Command): void => {
     cmd.exitOverride();
+    cmd.configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, "error[E_USAGE]: ")) });
     cmd.commands.forEach(override);
   };
   override(program);
   try {
     await program.parseAsync(argv, { from: "user" });
-    return 0;
+    return EXIT_OK;
   } catch (e) {
     const code = (e as { code?: string }).code;
     // commander has already printed its own message for usage errors, --help and --version.
-    if (code === "commander.helpDisplayed" || code === "commander.version" || code === "commander.help") return 0;
-    if (typeof code === "string" && code.startsWith("commander.")) return 2;
+    if (code === "commander.helpDisplayed" || code === "commander.version" || code === "commander.help") return EXIT_OK;
+    if (typeof code === "string" && code.startsWith("commander.")) return EXIT_USAGE;
     // The gate has printed its table and verdicts: a regression is exit 1, not an input error.
     if (isDiffevalError(e, "E_GATE_FAILED")) return EXIT_FAILED_GATE;
     return reportError(e);

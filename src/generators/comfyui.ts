@@ -223,7 +223,7 @@ function specError(message: string): DiffevalError {
 export function workflowForRequest(workflow: ComfyWorkflow, nodes: WorkflowNodes, req: GenerationRequest): ComfyWorkflow {
   // KSampler seeds are 0..2^64-1 with no -1 "random" (generators.md §2).
   if (!Number.isInteger(req.seed) || req.seed < 0) {
-    throw new DiffevalError("E_GENERATOR", `${SERVICE}: seed must be an integer >= 0 (KSampler has no random -1), got ${req.seed}`);
+    throw new DiffevalError("E_GENERATOR_REQUEST", `${SERVICE}: seed must be an integer >= 0 (KSampler has no random -1), got ${req.seed}`);
   }
   const graph = structuredClone(workflow);
   const sampler = graph[nodes.sampler].inputs;

@@ -88,7 +88,7 @@ function placeholderValue(name: string, req: GenerationRequest, out: string): st
     const key = name.slice("extra.".length);
     const value = req.extra[key];
     if (value === undefined) {
-      throw new DiffevalError("E_GENERATOR", `command generator: argv uses {extra.${key}} but the request has no extra "${key}"`);
+      throw new DiffevalError("E_GENERATOR_REQUEST", `command generator: argv uses {extra.${key}} but the request has no extra "${key}"`);
     }
     return String(value);
   }

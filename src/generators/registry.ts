@@ -7,7 +7,8 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { DiffevalError } from "../errors.js";
-import { isPlainObject } from "../gate/read-json.js";
+import { parseJsonText } from "../io/read-json.js";
+import { isPlainObject } from "../io/read-json.js";
 import { createA1111Generator, type A1111GeneratorOptions } from "./a1111.js";
 import { createComfyGenerator, type ComfyGeneratorOptions } from "./comfyui.js";
 import { createCommandGenerator, type CommandGeneratorOptions } from "./command.js";
@@ -167,11 +168,7 @@ function workflowObject(workflow: object | string, baseDir: string, field: strin
   } catch (err) {
     throw specError(`${field}: cannot read ${file}: ${(err as Error).message}`);
   }
-  try {
-    return JSON.parse(text) as object;
-  } catch (err) {
-    throw specError(`${field}: ${file} is not JSON: ${(err as Error).message}`);
-  }
+  return parseJsonText(text, `${field}: ${file}`, "E_GENERATOR_SPEC", "a ComfyUI workflow in API format (JSON)") as object;
 }
 
 /** Loaded lazily: the analytic model is the one generator that pulls in numeric code. */

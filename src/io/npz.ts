@@ -93,7 +93,7 @@ export function statsFromArrays(
   const d = mu.shape[0];
   if (mu.shape.length !== 1 || sigma.shape.length !== 2 || sigma.shape[0] !== d || sigma.shape[1] !== d) {
     throw new DiffevalError(
-      "E_STATS_DIM",
+      "E_FEATURE_DIM",
       `${name}: mu has shape (${mu.shape.join(", ")}) and sigma (${sigma.shape.join(", ")}); expected mu (d,) and sigma (d, d)`,
     );
   }
@@ -114,7 +114,7 @@ export function statsFromArrays(
 export function writeStatsNpz(g: Gaussian, meta: Record<string, unknown>): Uint8Array {
   const d = g.mu.length;
   if (g.sigma.length !== d * d) {
-    throw new DiffevalError("E_STATS_DIM", `writeStatsNpz: mu has ${d} values but sigma has ${g.sigma.length} (expected ${d * d})`);
+    throw new DiffevalError("E_FEATURE_DIM", `writeStatsNpz: mu has ${d} values but sigma has ${g.sigma.length} (expected ${d * d})`);
   }
   const json = new TextEncoder().encode(JSON.stringify({ n: g.n, ...meta }));
   return writeNpz({

@@ -13,7 +13,7 @@
 import { open, type FileHandle } from "node:fs/promises";
 import { crc32 } from "node:zlib";
 import { inflateSync } from "fflate";
-import { DiffevalError } from "../errors.js";
+import { DiffevalError, type ErrorCode } from "../errors.js";
 
 export interface ZipEntryInfo {
   name: string;
@@ -41,7 +41,7 @@ const SIG_EOCD64 = 0x06064b50;
 const SIG_EOCD64_LOCATOR = 0x07064b50;
 
 /** Opens `file` and reads its central directory. `code` is the error code for a malformed archive. */
-export async function openZip(file: string, code = "E_NPZ_FORMAT"): Promise<ZipReader> {
+export async function openZip(file: string, code: ErrorCode = "E_NPZ_FORMAT"): Promise<ZipReader> {
   const fh = await open(file, "r");
   try {
     const entries = await centralDirectory(fh, file, code);
@@ -59,7 +59,7 @@ export async function openZip(file: string, code = "E_NPZ_FORMAT"): Promise<ZipR
 export async function readZipEntries(
   file: string,
   wanted: (name: string) => boolean,
-  code = "E_NPZ_FORMAT",
+  code: ErrorCode = "E_NPZ_FORMAT",
 ): Promise<{ names: string[]; data: Map<string, Uint8Array> }> {
   const zip = await openZip(file, code);
   try {
@@ -73,7 +73,7 @@ export async function readZipEntries(
   }
 }
 
-function zipError(file: string, what: string, code: string): DiffevalError {
+function zipError(file: string, what: string, code: ErrorCode): DiffevalError {
   return new DiffevalError(code, `${file}: not a readable zip archive: ${what}`);
 }
 
@@ -88,7 +88,7 @@ async function readAt(fh: FileHandle, position: number, length: number): Promise
   return done === length ? buf : buf.subarray(0, done);
 }
 
-async function centralDirectory(fh: FileHandle, file: string, code: string): Promise<ZipEntryInfo[]> {
+async function centralDirectory(fh: FileHandle, file: string, code: ErrorCode): Promise<ZipEntryInfo[]> {
   const { size } = await fh.stat();
   const tailLen = Math.min(size, 22 + 0xffff); // EOCD (22 bytes) + the longest comment
   const tail = await readAt(fh, size - tailLen, tailLen);
@@ -137,7 +137,7 @@ async function zip64Directory(
   fh: FileHandle,
   file: string,
   eocdPos: number,
-  code: string,
+  code: ErrorCode,
 ): Promise<{ count: number; cdSize: number; cdOffset: number }> {
   const loc = await readAt(fh, eocdPos - 20, 20);
   if (loc.length < 20 || loc.readUInt32LE(0) !== SIG_EOCD64_LOCATOR) throw zipError(file, "missing zip64 locator", code);
@@ -172,7 +172,7 @@ function applyZip64Extra(entry: ZipEntryInfo, extra: Buffer): void {
   }
 }
 
-async function readEntry(fh: FileHandle, file: string, e: ZipEntryInfo, code: string): Promise<Uint8Array> {
+async function readEntry(fh: FileHandle, file: string, e: ZipEntryInfo, code: ErrorCode): Promise<Uint8Array> {
   if (e.flags & 1) throw new DiffevalError(code, `${file}: entry '${e.name}' is encrypted; diffeval reads plain zip archives`);
   if (e.method !== 0 && e.method !== 8) {
     throw new DiffevalError(code, `${file}: entry '${e.name}': compression method ${e.method} is not supported (only stored and deflate)`);

@@ -19,10 +19,10 @@ export interface ClipScoreResult {
 /** Row i of `imageEmbeds` is paired with row i of `textEmbeds`. */
 export function clipScore(imageEmbeds: FeatureMatrix, textEmbeds: FeatureMatrix): ClipScoreResult {
   if (imageEmbeds.d !== textEmbeds.d) {
-    throw new DiffevalError("E_STATS_DIM", `clip score: image embeddings are ${imageEmbeds.d}-d, text embeddings ${textEmbeds.d}-d`);
+    throw new DiffevalError("E_FEATURE_DIM", `clip score: image embeddings are ${imageEmbeds.d}-d, text embeddings ${textEmbeds.d}-d`);
   }
   if (imageEmbeds.n !== textEmbeds.n) {
-    throw new DiffevalError("E_ARGUMENT", `clip score: ${imageEmbeds.n} image embeddings but ${textEmbeds.n} text embeddings (one per image expected)`);
+    throw new DiffevalError("E_USAGE", `clip score: ${imageEmbeds.n} image embeddings but ${textEmbeds.n} text embeddings (one per image expected)`);
   }
   const { n, d } = imageEmbeds;
   if (n < 1) throw new DiffevalError("E_TOO_FEW_SAMPLES", "clip score: no image-prompt pairs");
@@ -42,7 +42,7 @@ export function clipScore(imageEmbeds: FeatureMatrix, textEmbeds: FeatureMatrix)
     }
     const denom = Math.sqrt(aa) * Math.sqrt(bb);
     if (!(denom > 0) || !Number.isFinite(denom) || !Number.isFinite(ab)) {
-      throw new DiffevalError("E_NONFINITE_FEATURES", `clip score: pair ${i} has a zero or non-finite embedding`);
+      throw new DiffevalError("E_NONFINITE", `clip score: pair ${i} has a zero or non-finite embedding`);
     }
     perPair[i] = (100 * ab) / denom;
     sum += perPair[i];

@@ -33,9 +33,9 @@ const BLOCK_ROWS = 512;
 export function cmmd(x: FeatureMatrix, y: FeatureMatrix, opts: CmmdOptions = {}): number {
   const sigma = opts.sigma ?? CMMD_SIGMA;
   const scale = opts.scale ?? CMMD_SCALE;
-  if (!(sigma > 0) || !Number.isFinite(sigma)) throw new DiffevalError("E_ARGUMENT", `cmmd: sigma must be a positive number, got ${sigma}`);
-  if (!Number.isFinite(scale)) throw new DiffevalError("E_ARGUMENT", `cmmd: scale must be a finite number, got ${scale}`);
-  if (x.d !== y.d) throw new DiffevalError("E_STATS_DIM", `cmmd: embedding sets differ in dimension: ${x.d} vs ${y.d}`);
+  if (!(sigma > 0) || !Number.isFinite(sigma)) throw new DiffevalError("E_USAGE", `cmmd: sigma must be a positive number, got ${sigma}`);
+  if (!Number.isFinite(scale)) throw new DiffevalError("E_USAGE", `cmmd: scale must be a finite number, got ${scale}`);
+  if (x.d !== y.d) throw new DiffevalError("E_FEATURE_DIM", `cmmd: embedding sets differ in dimension: ${x.d} vs ${y.d}`);
   if (x.n < 1 || y.n < 1) throw new DiffevalError("E_TOO_FEW_SAMPLES", `cmmd: needs at least one embedding per set, got ${x.n} and ${y.n}`);
   const xs = l2NormalisedRows(x, "first");
   const ys = l2NormalisedRows(y, "second");
@@ -49,7 +49,7 @@ export function cmmd(x: FeatureMatrix, y: FeatureMatrix, opts: CmmdOptions = {})
 /** The rows of `m` divided by their L2 norms, float64. A zero or non-finite row is refused. */
 export function l2NormalisedRows(m: FeatureMatrix, which = "feature"): Float64Array {
   const { n, d, data } = m;
-  if (data.length !== n * d) throw new DiffevalError("E_STATS_DIM", `${which} set: ${data.length} values for ${n} x ${d}`);
+  if (data.length !== n * d) throw new DiffevalError("E_FEATURE_DIM", `${which} set: ${data.length} values for ${n} x ${d}`);
   const out = new Float64Array(n * d);
   for (let i = 0; i < n; i++) {
     const o = i * d;
@@ -57,7 +57,7 @@ export function l2NormalisedRows(m: FeatureMatrix, which = "feature"): Float64Ar
     for (let k = 0; k < d; k++) s += data[o + k] * data[o + k];
     const norm = Math.sqrt(s);
     if (!(norm > 0) || !Number.isFinite(norm)) {
-      throw new DiffevalError("E_NONFINITE_FEATURES", `${which} set: row ${i} has norm ${norm}; it cannot be L2-normalised`);
+      throw new DiffevalError("E_NONFINITE", `${which} set: row ${i} has norm ${norm}; it cannot be L2-normalised`);
     }
     for (let k = 0; k < d; k++) out[o + k] = data[o + k] / norm;
   }

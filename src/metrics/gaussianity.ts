@@ -65,7 +65,7 @@ export function gaussianity(x: FeatureMatrix, opts: GaussianityOptions = {}): Ga
   const { projections: k = 128, seed = 0 } = opts;
   const { n, d } = x;
   if (n < 3) throw new DiffevalError("E_TOO_FEW_SAMPLES", `a Gaussianity check needs at least 3 feature rows, got ${n}`);
-  if (!Number.isInteger(k) || k < 1) throw new DiffevalError("E_BAD_OPTION", `projections must be a positive integer, got ${k}`);
+  if (!Number.isInteger(k) || k < 1) throw new DiffevalError("E_USAGE", `projections must be a positive integer, got ${k}`);
   const rng = createRng(seed);
   const directions = randomDirections(rng, k, d);
   const p = centredProjections(x, directions, k);

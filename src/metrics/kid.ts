@@ -96,10 +96,10 @@ export function kid(real: FeatureMatrix, fake: FeatureMatrix, opts: KidOptions =
 
 function checkInputs(real: FeatureMatrix, fake: FeatureMatrix, subsets: number, m: number, convention: string): void {
   if (convention !== "clean-fid" && convention !== "torch-fidelity") {
-    throw new DiffevalError("E_ARGUMENT", `unknown KID convention "${convention}"; use "clean-fid" or "torch-fidelity"`);
+    throw new DiffevalError("E_USAGE", `unknown KID convention "${convention}"; use "clean-fid" or "torch-fidelity"`);
   }
   if (real.d !== fake.d) throw new DiffevalError("E_FEATURE_DIM", `real and fake features have different dimensions (${real.d} vs ${fake.d}); extract both with the same encoder`);
-  if (!Number.isInteger(subsets) || subsets < 1) throw new DiffevalError("E_ARGUMENT", `KID subsets must be a positive integer, got ${subsets}`);
+  if (!Number.isInteger(subsets) || subsets < 1) throw new DiffevalError("E_USAGE", `KID subsets must be a positive integer, got ${subsets}`);
   if (!Number.isInteger(m) || m < 2) {
     throw new DiffevalError("E_TOO_FEW_SAMPLES", `KID needs subsets of at least 2 samples (got size ${m} from ${real.n} real and ${fake.n} fake samples)`);
   }

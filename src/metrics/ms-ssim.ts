@@ -32,7 +32,7 @@
  * i.e. `img.crop(box).resize((256, 256), Image.BICUBIC)`); 128 px images are upsampled.
  */
 import { DiffevalError } from "../errors.js";
-import type { RgbImage } from "../io/decode.js";
+import type { RgbImage } from "../types.js";
 import { resizePil8 } from "../preprocess/pil-resample.js";
 import { createRng, randomPairs } from "../random/rng.js";
 
@@ -260,9 +260,9 @@ export async function msSsimDiversityLazy(
 function diversityPlan(count: number, opts: MsSsimDiversityOptions): { pairs: Array<[number, number]>; size: number } {
   const { pairs: wanted = 100, seed = 0, size = MS_SSIM_DIVERSITY_SIZE } = opts;
   if (count < 2) throw new DiffevalError("E_TOO_FEW_SAMPLES", `MS-SSIM diversity needs at least 2 images, got ${count}`);
-  if (!Number.isInteger(wanted) || wanted < 1) throw new DiffevalError("E_BAD_OPTION", `pairs must be a positive integer, got ${wanted}`);
+  if (!Number.isInteger(wanted) || wanted < 1) throw new DiffevalError("E_USAGE", `pairs must be a positive integer, got ${wanted}`);
   if (!Number.isInteger(size) || size < MS_SSIM_MIN_SIDE) {
-    throw new DiffevalError("E_BAD_OPTION", `size must be an integer >= ${MS_SSIM_MIN_SIDE} (5 MS-SSIM scales), got ${size}`);
+    throw new DiffevalError("E_USAGE", `size must be an integer >= ${MS_SSIM_MIN_SIDE} (5 MS-SSIM scales), got ${size}`);
   }
   return { pairs: randomPairs(createRng(seed), count, wanted), size };
 }

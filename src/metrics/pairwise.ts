@@ -84,7 +84,7 @@ export function forEachDistanceBlock(x: FeatureMatrix, y: FeatureMatrix, fn: Dis
  * (a duplicate of the point, at distance 0, counts as a neighbour, as it does there).
  */
 export function kthNearestDistances(x: FeatureMatrix, k: number, opts: PairwiseOptions = {}): Float64Array {
-  if (!Number.isInteger(k) || k < 1) throw new DiffevalError("E_ARGUMENT", `nearest_k must be a positive integer, got ${k}`);
+  if (!Number.isInteger(k) || k < 1) throw new DiffevalError("E_USAGE", `nearest_k must be a positive integer, got ${k}`);
   if (k >= x.n) throw new DiffevalError("E_TOO_FEW_SAMPLES", `the ${k}-th nearest neighbour needs at least ${k + 1} samples, got ${x.n}`);
   const out = new Float64Array(x.n);
   const smallest = new Float64Array(k + 1);

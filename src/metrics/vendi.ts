@@ -33,7 +33,7 @@ export interface VendiResult {
 /** Rows per block when accumulating X^T X: ~16 MiB of float64 at d = 2048. */
 const BLOCK_ROWS = 1024;
 
-/** Vendi score with the cosine kernel. Throws E_TOO_FEW_SAMPLES for n = 0, E_ZERO_FEATURE for an all-zero row. */
+/** Vendi score with the cosine kernel. Throws E_TOO_FEW_SAMPLES for n = 0, E_NONFINITE for an all-zero row. */
 export function vendiScore(x: FeatureMatrix): VendiResult {
   const { n, d } = x;
   if (n < 1) throw new DiffevalError("E_TOO_FEW_SAMPLES", "the Vendi score needs at least one feature row, got none");
@@ -63,7 +63,7 @@ function unitRows(x: FeatureMatrix, first: number, rows: number): Float64Array {
     for (let j = 0; j < d; j++) ss += data[src + j] * data[src + j];
     if (!(ss > 0) || !Number.isFinite(ss)) {
       throw new DiffevalError(
-        "E_ZERO_FEATURE",
+        "E_NONFINITE",
         `feature row ${first + r} is ${ss > 0 ? "not finite" : "all zeros"}: the cosine kernel of the Vendi score needs a direction for every row`,
       );
     }

@@ -37,7 +37,7 @@ export class NumpyRandomState {
   /** `np.random.RandomState(seed)` for an integer seed in [0, 2^32). */
   constructor(seed: number) {
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
-      throw new DiffevalError("E_SEED", `random seed ${seed} is not an integer in [0, 2^32): numpy's RandomState accepts only those`);
+      throw new DiffevalError("E_USAGE", `random seed ${seed} is not an integer in [0, 2^32): numpy's RandomState accepts only those`);
     }
     const mt = this.mt;
     mt[0] = seed >>> 0;
@@ -86,7 +86,7 @@ export class NumpyRandomState {
 
   /** `RandomState.randn(count)`: `count` standard normal values in C order, as float64. */
   randn(count: number): Float64Array {
-    if (!Number.isInteger(count) || count < 0) throw new DiffevalError("E_ARGUMENT", `randn size ${count} is not a usable array length`);
+    if (!Number.isInteger(count) || count < 0) throw new DiffevalError("E_USAGE", `randn size ${count} is not a usable array length`);
     const out = new Float64Array(count);
     for (let i = 0; i < count; i++) out[i] = this.gauss();
     return out;
@@ -110,7 +110,7 @@ export class NumpyRandomState {
 
   /** `RandomState.permutation(n)`: arange(n) shuffled in place by the legacy Fisher-Yates walk. */
   permutation(n: number): Int32Array {
-    if (!Number.isInteger(n) || n < 0 || n > 0x7fffffff) throw new DiffevalError("E_ARGUMENT", `permutation size ${n} is not a usable array length`);
+    if (!Number.isInteger(n) || n < 0 || n > 0x7fffffff) throw new DiffevalError("E_USAGE", `permutation size ${n} is not a usable array length`);
     const x = new Int32Array(n);
     for (let i = 0; i < n; i++) x[i] = i;
     for (let i = n - 1; i >= 1; i--) {
@@ -124,7 +124,7 @@ export class NumpyRandomState {
 
   /** `RandomState.choice(n, size, replace=False)`: numpy takes the first `size` of a permutation. */
   choiceWithoutReplacement(n: number, size: number): Int32Array {
-    if (size > n) throw new DiffevalError("E_ARGUMENT", `cannot draw ${size} of ${n} items without replacement`);
+    if (size > n) throw new DiffevalError("E_USAGE", `cannot draw ${size} of ${n} items without replacement`);
     return this.permutation(n).subarray(0, size);
   }
 

@@ -49,7 +49,7 @@ function pendingCapacity(d: number): number {
 const ORT_MIN_DIM = 192;
 
 export function createAccumulator(d: number): GaussianAccumulator {
-  if (!Number.isInteger(d) || d < 1) throw new DiffevalError("E_STATS_DIM", `feature dimension must be a positive integer, got ${d}`);
+  if (!Number.isInteger(d) || d < 1) throw new DiffevalError("E_FEATURE_DIM", `feature dimension must be a positive integer, got ${d}`);
   return {
     d,
     n: 0,
@@ -61,11 +61,11 @@ export function createAccumulator(d: number): GaussianAccumulator {
   };
 }
 
-/** Adds the rows of `batch` to `acc` (mutates it). Refuses NaN/Inf (E_NONFINITE) and a d mismatch (E_STATS_DIM). */
+/** Adds the rows of `batch` to `acc` (mutates it). Refuses NaN/Inf (E_NONFINITE) and a d mismatch (E_FEATURE_DIM). */
 export function accumulate(acc: GaussianAccumulator, batch: FeatureMatrix): void {
   const { d } = acc;
   if (batch.d !== d) {
-    throw new DiffevalError("E_STATS_DIM", `feature batch has ${batch.d} dimensions, the accumulator ${d}`);
+    throw new DiffevalError("E_FEATURE_DIM", `feature batch has ${batch.d} dimensions, the accumulator ${d}`);
   }
   if (batch.n === 0) return;
   assertFiniteRows(batch, acc.n);
@@ -91,7 +91,7 @@ export function accumulate(acc: GaussianAccumulator, batch: FeatureMatrix): void
 
 /** A new accumulator holding the rows of both (neither input changes its meaning). */
 export function mergeAccumulators(a: GaussianAccumulator, b: GaussianAccumulator): GaussianAccumulator {
-  if (a.d !== b.d) throw new DiffevalError("E_STATS_DIM", `cannot merge accumulators of dimension ${a.d} and ${b.d}`);
+  if (a.d !== b.d) throw new DiffevalError("E_FEATURE_DIM", `cannot merge accumulators of dimension ${a.d} and ${b.d}`);
   flushPending(a);
   flushPending(b);
   if (a.shift === null) return cloneAccumulator(b);

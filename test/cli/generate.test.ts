@@ -50,10 +50,10 @@ describe("diffeval generate", () => {
     const base = ["generate", "--model", SD, "--prompt", "x", "--device", "cpu", "--steps", "2", "--width", "64", "--height", "64"];
     const cases: [string[], RegExp][] = [
       [["--out", path.join(tmp, "x.jpg")], /error\[E_USAGE\]: --out must end in \.png or \.npy/],
-      [["--out", path.join(tmp, "x.png"), "--scheduler", "lms"], /error\[E_SD_REQUEST\]: .*--scheduler must be one of ddim, euler, pndm/],
+      [["--out", path.join(tmp, "x.png"), "--scheduler", "lms"], /error\[E_GENERATOR_REQUEST\]: .*--scheduler must be one of ddim, euler, pndm/],
       [["--out", path.join(tmp, "x.png"), "--cfg", "lots"], /error\[E_USAGE\]: --cfg must be a number/],
       [["--out", path.join(tmp, "x.png"), "--seed", "-1"], /error\[E_USAGE\]: --seed must be an integer/],
-      [["--out", path.join(tmp, "x.png"), "--width", "100"], /error\[E_SD_REQUEST\]: width must be a positive multiple of 8/],
+      [["--out", path.join(tmp, "x.png"), "--width", "100"], /error\[E_GENERATOR_REQUEST\]: width must be a positive multiple of 8/],
     ];
     for (const [args, message] of cases) {
       const r = await runCli([...base, ...args]);

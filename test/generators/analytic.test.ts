@@ -131,14 +131,14 @@ describe("analytic classes", () => {
     expect(classForPrompt("A photo of a Blue Square, centred").name).toBe("blue square");
   });
 
-  it("rejects an unknown prompt with E_ANALYTIC_PROMPT listing the known classes", () => {
+  it("rejects an unknown prompt with E_GENERATOR_REQUEST listing the known classes", () => {
     let error: unknown;
     try {
       classForPrompt("a photo of a cat");
     } catch (e) {
       error = e;
     }
-    expect(isDiffevalError(error, "E_ANALYTIC_PROMPT")).toBe(true);
+    expect(isDiffevalError(error, "E_GENERATOR_REQUEST")).toBe(true);
     expect((error as Error).message).toContain("a photo of a cat");
     for (const name of analyticClasses()) expect((error as Error).message).toContain(name);
     expect(() => classForPrompt("red circle next to a blue square")).toThrow(/several classes/);

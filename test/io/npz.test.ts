@@ -149,13 +149,13 @@ describe("statistics files", () => {
     expect(codeOf(() => readStatsNpz(bytes, "odd.npz"))).toBe("E_STATS_FORMAT");
   });
 
-  it("names the file and the shapes when mu and sigma do not fit (E_STATS_DIM)", () => {
+  it("names the file and the shapes when mu and sigma do not fit (E_FEATURE_DIM)", () => {
     const bytes = writeNpz({
       mu: { dtype: "<f8", shape: [3], data: new Float64Array(3) },
       sigma: { dtype: "<f8", shape: [2, 2], data: new Float64Array(4) },
     });
     expect(() => readStatsNpz(bytes, "bad.npz")).toThrow(/bad\.npz: mu has shape \(3\) and sigma \(2, 2\)/);
-    expect(codeOf(() => readStatsNpz(bytes, "bad.npz"))).toBe("E_STATS_DIM");
+    expect(codeOf(() => readStatsNpz(bytes, "bad.npz"))).toBe("E_FEATURE_DIM");
   });
 
   it("refuses NaN statistics (E_NONFINITE) and a meta entry that is not JSON (E_STATS_FORMAT)", () => {

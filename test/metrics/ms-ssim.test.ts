@@ -1,6 +1,6 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { isDiffevalError } from "../../src/errors.js";
+import { isDiffevalError, type ErrorCode } from "../../src/errors.js";
 import { decodeImage, type RgbImage } from "../../src/io/decode.js";
 import { centreCropResize, MS_SSIM_MIN_SIDE, MS_SSIM_WEIGHTS, msSsim, msSsimDiversity } from "../../src/metrics/ms-ssim.js";
 import { createRng } from "../../src/random/rng.js";
@@ -32,7 +32,7 @@ function noisy(img: RgbImage, sigma: number, seed: number): RgbImage {
   return { ...img, data };
 }
 
-function expectCode(f: () => unknown, code: string): void {
+function expectCode(f: () => unknown, code: ErrorCode): void {
   try {
     f();
     expect.unreachable();
@@ -145,6 +145,6 @@ describe("msSsimDiversity", () => {
 
   it("refuses fewer than two images and a common size below 176", () => {
     expectCode(() => msSsimDiversity([real1]), "E_TOO_FEW_SAMPLES");
-    expectCode(() => msSsimDiversity([real1, fake0], { size: 160 }), "E_BAD_OPTION");
+    expectCode(() => msSsimDiversity([real1, fake0], { size: 160 }), "E_USAGE");
   });
 });

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { isDiffevalError } from "../../src/errors.js";
+import { isDiffevalError, type ErrorCode } from "../../src/errors.js";
 import { downloadVerified } from "../../src/models/download.js";
 import { closedPortUrl, startServer, type LocalServer } from "../helpers/local-server.js";
 
@@ -22,7 +22,7 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function expectError(p: Promise<unknown>, code: string): Promise<Error> {
+async function expectError(p: Promise<unknown>, code: ErrorCode): Promise<Error> {
   const e = await p.then(
     () => undefined,
     (err: unknown) => err,

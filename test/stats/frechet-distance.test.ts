@@ -157,11 +157,11 @@ describe("frechetDistance", () => {
     expect(frechetDistance(fitGaussian(constant), g2)).toBeCloseTo(expectedValue, 10);
   });
 
-  it("refuses NaN statistics (E_NONFINITE) and mismatched dimensions (E_STATS_DIM)", () => {
+  it("refuses NaN statistics (E_NONFINITE) and mismatched dimensions (E_FEATURE_DIM)", () => {
     const g = fitGaussian(features(20, 8, 10));
     const nan = { ...g, sigma: g.sigma.map((v, i) => (i === 9 ? NaN : v)) };
     expect(codeOf(() => frechetDistance(g, nan))).toBe("E_NONFINITE");
-    expect(codeOf(() => frechetDistance(g, fitGaussian(features(20, 9, 11))))).toBe("E_STATS_DIM");
+    expect(codeOf(() => frechetDistance(g, fitGaussian(features(20, 9, 11))))).toBe("E_FEATURE_DIM");
   });
 });
 
@@ -177,10 +177,10 @@ describe("frechetDistanceFromFeatures", () => {
     expect(big.route).toBe("covariance");
   });
 
-  it("names the offending row for NaN features (E_NONFINITE) and refuses a d mismatch (E_STATS_DIM)", () => {
+  it("names the offending row for NaN features (E_NONFINITE) and refuses a d mismatch (E_FEATURE_DIM)", () => {
     const bad = features(10, 4, 16);
     bad.data[3 * 4 + 2] = Number.NaN;
     expect(() => frechetDistanceFromFeatures(features(10, 4, 17), bad)).toThrow(/second feature set: row 3 has NaN/);
-    expect(codeOf(() => frechetDistanceFromFeatures(features(10, 4, 18), features(10, 5, 19)))).toBe("E_STATS_DIM");
+    expect(codeOf(() => frechetDistanceFromFeatures(features(10, 4, 18), features(10, 5, 19)))).toBe("E_FEATURE_DIM");
   });
 });

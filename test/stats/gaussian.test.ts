@@ -124,9 +124,9 @@ describe("input checks", () => {
     expect(codeOf(() => fitGaussian({ n: 1, d: 2, data: Float32Array.of(1, Infinity) }))).toBe("E_NONFINITE");
   });
 
-  it("refuses a batch of another dimension (E_STATS_DIM) and fewer than two rows (E_TOO_FEW_SAMPLES)", () => {
+  it("refuses a batch of another dimension (E_FEATURE_DIM) and fewer than two rows (E_TOO_FEW_SAMPLES)", () => {
     const acc = createAccumulator(4);
-    expect(codeOf(() => accumulate(acc, features(3, 5, 11)))).toBe("E_STATS_DIM");
+    expect(codeOf(() => accumulate(acc, features(3, 5, 11)))).toBe("E_FEATURE_DIM");
     accumulate(acc, features(1, 4, 12));
     expect(codeOf(() => finalizeGaussian(acc))).toBe("E_TOO_FEW_SAMPLES");
     expect(codeOf(() => fitGaussian([]))).toBe("E_TOO_FEW_SAMPLES");

@@ -48,8 +48,8 @@ export function createAnalyticGenerator(opts: AnalyticGeneratorOptions = {}): Ge
       const negative = req.negativePrompt.trim() === "" ? null : classForPrompt(req.negativePrompt, model.resolution, "negative prompt");
       const steps = Number.isInteger(req.steps) && req.steps > 0 ? req.steps : defaultSteps;
       const sampler = samplerFrom(req.extra?.sampler, defaultSampler);
-      if (!Number.isFinite(req.cfgScale)) throw new DiffevalError("E_ANALYTIC_REQUEST", `analytic generator: cfgScale must be a finite number, got ${req.cfgScale}`);
-      if (steps > 1000) throw new DiffevalError("E_ANALYTIC_REQUEST", `analytic generator: steps must be at most 1000 (the training schedule's length), got ${steps}`);
+      if (!Number.isFinite(req.cfgScale)) throw new DiffevalError("E_GENERATOR_REQUEST", `analytic generator: cfgScale must be a finite number, got ${req.cfgScale}`);
+      if (steps > 1000) throw new DiffevalError("E_GENERATOR_REQUEST", `analytic generator: steps must be at most 1000 (the training schedule's length), got ${steps}`);
       const x = sampleWith(sampler, {
         cond: cond.mixture,
         uncond: negative ? negative.mixture : model.prior,
@@ -119,12 +119,12 @@ export function toUint8(x: Float64Array): Uint8Array {
 function samplerFrom(value: unknown, fallback: SamplerName): SamplerName {
   if (value === undefined || value === "") return fallback;
   if (typeof value === "string" && (SAMPLERS as readonly string[]).includes(value)) return value as SamplerName;
-  throw new DiffevalError("E_ANALYTIC_REQUEST", `analytic generator: unknown sampler ${JSON.stringify(value)}; use one of: ${SAMPLERS.join(", ")}`);
+  throw new DiffevalError("E_GENERATOR_REQUEST", `analytic generator: unknown sampler ${JSON.stringify(value)}; use one of: ${SAMPLERS.join(", ")}`);
 }
 
 function checkedInteger(field: string, value: number, max: number): number {
   if (!Number.isInteger(value) || value < 1 || value > max) {
-    throw new DiffevalError("E_ANALYTIC_REQUEST", `analytic generator: ${field} must be an integer in [1, ${max}], got ${value}`);
+    throw new DiffevalError("E_GENERATOR_SPEC", `analytic generator: ${field} must be an integer in [1, ${max}], got ${value}`);
   }
   return value;
 }

@@ -90,7 +90,7 @@ const MODELS = new Map<number, AnalyticModel>();
 /** The whole data distribution at `resolution` x `resolution` (built once per resolution, then cached). */
 export function analyticModel(resolution = DEFAULT_RESOLUTION): AnalyticModel {
   if (!Number.isInteger(resolution) || resolution < 4 || resolution > 256) {
-    throw new DiffevalError("E_ANALYTIC_RESOLUTION", `analytic generator: resolution must be an integer in [4, 256], got ${resolution}`);
+    throw new DiffevalError("E_GENERATOR_SPEC", `analytic generator: resolution must be an integer in [4, 256], got ${resolution}`);
   }
   let model = MODELS.get(resolution);
   if (!model) {
@@ -130,7 +130,7 @@ export function classForPrompt(prompt: string, resolution = DEFAULT_RESOLUTION, 
   if (hits.length === 1) return hits[0];
   if (hits.length > 1) {
     throw new DiffevalError(
-      "E_ANALYTIC_PROMPT",
+      "E_GENERATOR_REQUEST",
       `analytic generator: ${role} "${prompt}" names several classes (${hits.map((c) => c.name).join(", ")}); name exactly one of: ${analyticClasses().join(", ")}`,
     );
   }
@@ -139,7 +139,7 @@ export function classForPrompt(prompt: string, resolution = DEFAULT_RESOLUTION, 
 
 function unknownClass(text: string, role: string): DiffevalError {
   return new DiffevalError(
-    "E_ANALYTIC_PROMPT",
+    "E_GENERATOR_REQUEST",
     `analytic generator: ${role} "${text}" names no known class; the analytic model knows: ${analyticClasses().join(", ")} (use "" as the negative prompt for the unconditional model)`,
   );
 }

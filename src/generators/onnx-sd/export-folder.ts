@@ -20,7 +20,7 @@ import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { DiffevalError } from "../../errors.js";
 import { openSession, type DeviceName, type ResolvedDevice } from "../../models/session.js";
-import { isPlainObject, parseJsonText } from "../../gate/read-json.js";
+import { isPlainObject, parseJsonText } from "../../io/read-json.js";
 import { loadClipTokenizer, type ClipTokenizer } from "../../text/clip-tokenizer.js";
 import { fromHalfArray, toHalfArray } from "./float16.js";
 

@@ -99,5 +99,5 @@ export async function encodeSdPng(image: SdImage): Promise<Uint8Array> {
 
 export function schedulerFrom(value: unknown, field: string): SchedulerName {
   if (typeof value === "string" && (SCHEDULERS as readonly string[]).includes(value)) return value as SchedulerName;
-  throw new DiffevalError("E_SD_REQUEST", `onnx-sd generator: ${field} must be one of ${SCHEDULERS.join(", ")}, got ${JSON.stringify(value)}`);
+  throw new DiffevalError("E_GENERATOR_REQUEST", `onnx-sd generator: ${field} must be one of ${SCHEDULERS.join(", ")}, got ${JSON.stringify(value)}`);
 }

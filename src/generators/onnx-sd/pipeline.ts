@@ -175,6 +175,6 @@ function assertFinite(values: Float32Array, what: string): void {
 }
 
 function requestError(message: string): DiffevalError {
-  return new DiffevalError("E_SD_REQUEST", message);
+  return new DiffevalError("E_GENERATOR_REQUEST", message);
 }
 

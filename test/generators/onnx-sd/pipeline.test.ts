@@ -203,9 +203,9 @@ describe("bad folders and requests", () => {
 
   it("a size that is not a multiple of 8, or latents of the wrong size, are refused before any step", async () => {
     const c = cases[0];
-    expect((await rejectionOf(generateSd(model, { ...sdRequest(c), width: 100 }))).code).toBe("E_SD_REQUEST");
-    expect((await rejectionOf(generateSd(model, { ...sdRequest(c), latents: new Float32Array(10) }))).code).toBe("E_SD_REQUEST");
-    expect((await rejectionOf(generateSd(model, { ...sdRequest(c), cfgScale: Number.NaN }))).code).toBe("E_SD_REQUEST");
+    expect((await rejectionOf(generateSd(model, { ...sdRequest(c), width: 100 }))).code).toBe("E_GENERATOR_REQUEST");
+    expect((await rejectionOf(generateSd(model, { ...sdRequest(c), latents: new Float32Array(10) }))).code).toBe("E_GENERATOR_REQUEST");
+    expect((await rejectionOf(generateSd(model, { ...sdRequest(c), cfgScale: Number.NaN }))).code).toBe("E_GENERATOR_REQUEST");
   });
 
   it("a scheduler class that is not built in needs an explicit scheduler", async () => {
@@ -213,7 +213,7 @@ describe("bad folders and requests", () => {
     try {
       const { scheduler: _s, ...rest } = sdRequest(cases[0]);
       const e = await rejectionOf(generateSd(m, { ...rest, steps: 2 }));
-      expect(e.code).toBe("E_SD_REQUEST");
+      expect(e.code).toBe("E_GENERATOR_REQUEST");
       expect(e.message).toMatch(/LMSDiscreteScheduler.*--scheduler ddim\|euler\|pndm/);
       const image = await generateSd(m, { ...rest, steps: 2, scheduler: "euler" });
       expect(image.scheduler).toBe("euler");

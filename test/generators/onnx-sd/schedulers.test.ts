@@ -323,7 +323,7 @@ describe("PNDM (PLMS) steps", () => {
     const s = createScheduler("pndm", sd("pndm"), 10);
     s.step(E, 0, X);
     const e = errorOf(() => s.step(E, 2, X));
-    expect(e.code).toBe("E_ARGUMENT");
+    expect(e.code).toBe("E_USAGE");
     expect(e.message).toContain("in order");
   });
 });
@@ -404,7 +404,7 @@ describe("parseSchedulerConfig", () => {
 
   it("refuses to build a scheduler from a config resolved for another class", () => {
     const e = errorOf(() => createScheduler("euler", sd("ddim"), 10));
-    expect(e.code).toBe("E_ARGUMENT");
+    expect(e.code).toBe("E_USAGE");
     expect(e.message).toContain('parseSchedulerConfig(json, file, "euler")');
   });
 });

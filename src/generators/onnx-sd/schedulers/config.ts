@@ -383,9 +383,9 @@ function spaced(config: SchedulerConfig, steps: number, linspaceValue: (t: numbe
 /** The checks every scheduler's `step`/`scaleModelInput` makes on its arguments. */
 export function checkCall(name: SchedulerName, i: number, calls: number, ...arrays: Float32Array[]): void {
   if (!Number.isInteger(i) || i < 0 || i >= calls) {
-    throw new DiffevalError("E_ARGUMENT", `${name} scheduler: call index ${i} is outside 0..${calls - 1}`);
+    throw new DiffevalError("E_USAGE", `${name} scheduler: call index ${i} is outside 0..${calls - 1}`);
   }
   if (arrays.some((a) => a.length !== arrays[0].length)) {
-    throw new DiffevalError("E_ARGUMENT", `${name} scheduler: model output and sample differ in size (${arrays.map((a) => a.length).join(" vs ")})`);
+    throw new DiffevalError("E_USAGE", `${name} scheduler: model output and sample differ in size (${arrays.map((a) => a.length).join(" vs ")})`);
   }
 }

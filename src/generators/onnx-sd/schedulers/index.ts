@@ -15,6 +15,7 @@ import type { SchedulerConfig, SchedulerName } from "./config.js";
 import { createDdim } from "./ddim.js";
 import { createEuler } from "./euler.js";
 import { createPndm } from "./pndm.js";
+import type { Scheduler } from "./scheduler.js";
 
 export {
   alphasCumprod,
@@ -30,23 +31,12 @@ export {
   type TimestepSpacing,
 } from "./config.js";
 export { eulerSigmas } from "./euler.js";
-
-export interface Scheduler {
-  readonly name: SchedulerName;
-  /** The timestep value fed to the UNet at each call, in call order (PNDM/PLMS: steps+1 calls, the 2nd entry repeats). */
-  readonly timesteps: readonly number[];
-  /** Multiplier of the unit-Gaussian initial latents (Euler: sigma_max, or sqrt(sigma_max^2+1) for leading spacing; others 1). */
-  readonly initNoiseSigma: number;
-  /** The UNet input for call i (Euler divides by sqrt(sigma_i^2+1); others return `sample` itself). Must not modify `sample`. */
-  scaleModelInput(sample: Float32Array, i: number): Float32Array;
-  /** The latents after call i, given the (guided) model output of call i and the latents before it. Returns a new array; stateful schedulers (PNDM) keep their history internally, so calls must come in order i = 0, 1, 2, ... */
-  step(modelOutput: Float32Array, i: number, sample: Float32Array): Float32Array;
-}
+export type { Scheduler } from "./scheduler.js";
 
 /** A fresh scheduler `name` for `steps` inference steps; `config` must have been parsed for `name`. */
 export function createScheduler(name: SchedulerName, config: SchedulerConfig, steps: number): Scheduler {
   if (config.kind !== name) {
-    throw new DiffevalError("E_ARGUMENT", `${config.source} was read with the ${config.kind} scheduler's defaults, not ${name}'s; parse it with parseSchedulerConfig(json, file, "${name}")`);
+    throw new DiffevalError("E_USAGE", `${config.source} was read with the ${config.kind} scheduler's defaults, not ${name}'s; parse it with parseSchedulerConfig(json, file, "${name}")`);
   }
   switch (name) {
     case "ddim":
@@ -56,6 +46,6 @@ export function createScheduler(name: SchedulerName, config: SchedulerConfig, st
     case "pndm":
       return createPndm(config, steps);
     default:
-      throw new DiffevalError("E_ARGUMENT", `unknown scheduler ${JSON.stringify(name)}; built in: ddim, euler, pndm`);
+      throw new DiffevalError("E_USAGE", `unknown scheduler ${JSON.stringify(name)}; built in: ddim, euler, pndm`);
   }
 }

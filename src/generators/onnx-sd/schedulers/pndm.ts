@@ -21,7 +21,7 @@
  */
 import { DiffevalError } from "../../../errors.js";
 import { alphasCumprod, checkCall, timestepsFor, type SchedulerConfig } from "./config.js";
-import type { Scheduler } from "./index.js";
+import type { Scheduler } from "./scheduler.js";
 
 const f32 = Math.fround;
 
@@ -48,7 +48,7 @@ export function createPndm(config: SchedulerConfig, steps: number): Scheduler {
     },
     step(modelOutput, i, sample) {
       checkCall("pndm", i, timesteps.length, modelOutput, sample);
-      if (i !== counter) throw new DiffevalError("E_ARGUMENT", `pndm scheduler: step ${i} called after ${counter} steps; PLMS keeps a history, so calls must come in order`);
+      if (i !== counter) throw new DiffevalError("E_USAGE", `pndm scheduler: step ${i} called after ${counter} steps; PLMS keeps a history, so calls must come in order`);
       let t = timesteps[i];
       let prevT = t - stride;
       if (counter !== 1) {
