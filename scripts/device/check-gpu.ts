@@ -104,10 +104,10 @@ async function runOne(spec: string, featsFile: string): Promise<void> {
     result.warm_extract_s = seconds(t0);
     result.warm_img_per_s = Math.round((items.length / Math.max(result.warm_extract_s, 1e-3)) * 10) / 10;
     await extractor.close();
-    result.n = second.pool3.n;
-    result.d = second.pool3.d;
-    result.repeat_max_abs_diff = maxAbsDiff(first.pool3.data, second.pool3.data);
-    writeFileSync(featsFile, second.pool3.data);
+    result.n = second.embedding.n;
+    result.d = second.embedding.d;
+    result.repeat_max_abs_diff = maxAbsDiff(first.embedding.data, second.embedding.data);
+    writeFileSync(featsFile, second.embedding.data);
     result.ok = true;
   } catch (e) {
     result.error = e instanceof Error ? e.message : String(e);

@@ -25,7 +25,7 @@ async function main(): Promise<void> {
   const counts = (process.argv[2] ?? "1,4,8,15").split(",").map(Number);
   const result: Record<string, number | string> = { uv_threadpool_size: process.env.UV_THREADPOOL_SIZE ?? "4 (default)" };
   for (const threads of counts) {
-    const preparer = createImagePreparer("clean", threads);
+    const preparer = createImagePreparer({ kind: "fid", protocol: "clean" }, threads);
     await Promise.all(images.slice(0, 2 * threads).map((b, i) => preparer.prepare(b, `warm-${i}`)));
     const t0 = performance.now();
     let next = 0;

@@ -1,48 +1,34 @@
 /**
- * The feature spaces diffeval can measure in ("encoders"), and how each one's weights become a
- * runnable ONNX model:
- *   inception  the FID Inception network (pool3, 2048-d; resolve-model.ts, unchanged)
- *   clip       a Hugging Face CLIPModel's vision tower + visual_projection: `image_embeds`, the raw
- *              (not normalised) projected embedding; input as CLIPImageProcessor makes it from the
- *              folder's preprocessor_config.json
- *   dinov2     a torch-hub DINOv2 ViT: the normalised class token (`x_norm_clstoken`); input as
- *              dgm-eval's DINOv2 transform makes it
+ * The encoder registry: the feature spaces diffeval measures in, one entry each, and everything
+ * else (the extractor, `--encoder` and its help, `--weights` help, the feature cache) derives from
+ * the entry.
  *
- * `--weights` for clip is a Hugging Face folder (config.json, model.safetensors,
- * preprocessor_config.json) or its model.safetensors; for dinov2 a .pth with a config.json (the
- * constructor arguments) next to it, or the folder holding both. The converted graph is cached at
- * `<cacheDir>/onnx/<encoder>-<sha12>-v<converter version>.onnx`, keyed by the sha256 of the weight
- * file, and the image preprocessing travels as a protocol-like name (encoder-preprocess.ts).
+ *   inception  the FID Inception network: pool3 (2048-d), logits (1008, for IS), sFID's spatial
+ *              features; input by an FID resize protocol (preprocess/protocols.ts)
+ *   clip       a Hugging Face CLIPModel's vision tower + visual_projection: `image_embeds`, the
+ *              raw (not normalised) projected embedding; input as CLIPImageProcessor makes it from
+ *              the checkpoint's preprocessor_config.json (clip-model.ts)
+ *   dinov2     a torch-hub DINOv2 ViT: the normalised class token; input as dgm-eval's DINOv2
+ *              transform makes it (dinov2-model.ts)
  *
- * Without `--weights`, the weights are those of a registry entry (models/registry.ts), chosen with
- * `--encoder-weights ID` (default: openai/clip-vit-large-patch14 for clip, dinov2_vitl14 for
- * dinov2), kept in `<cacheDir>/weights/<id with / as -->/`. Files missing there are downloaded
- * (with progress) into a staging folder and moved in only once every file has arrived, so a failed
- * download leaves nothing behind; each is verified where the registry knows its sha256, otherwise
- * reported as unverified with the sha256 of the copy. For DINOv2 the entry's constructor arguments
- * are written as config.json. $DIFFEVAL_ENCODER_BASE_URL replaces the upstream URLs with
- * `<base>/<id>/<file name>` (a mirror; the tests' local server).
+ * An entry's `open` turns weights (a path, or without one the entry's registry id in
+ * models/registry.ts, downloaded into the cache) into an `EncoderNetwork`: the converted graph
+ * with its provenance, the preprocessing (a PreprocessSpec) and, once a session is open, how to
+ * run it and which outputs to collect. The extractor's feature cache is keyed by the weights'
+ * sha256, the preprocessing's name and those outputs.
  */
-import { createHash } from "node:crypto";
-import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
-import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { DiffevalError } from "../errors.js";
-import { writeFileAtomic } from "../io/atomic.js";
-import { cacheDir, hashMemoPath } from "../models/cache.js";
-import { buildClipVisionOnnx, CLIP_CONVERTER_VERSION, parseClipConfig, type ClipConfig } from "../models/clip-onnx.js";
-import { buildDinov2Onnx, checkDinov2Layout, DINOV2_CONVERTER_VERSION, parseDinov2Config } from "../models/dinov2-onnx.js";
-import { sha256WithMemo } from "../models/ensure-weights.js";
-import { readStateDict, type StateDict } from "../models/pth.js";
-import { downloadVerified, type ProgressCallback } from "../models/download.js";
-import { getEncoderWeightsEntry, type EncoderWeightsEntry } from "../models/registry.js";
-import { readSafetensors } from "../models/safetensors.js";
-import { CLIP_PREPROCESS_224, CLIP_PREPROCESS_336, clipConfigFromPreprocessorJson, type ClipPreprocessConfig } from "../preprocess/clip.js";
-import { DINOV2_SIZE } from "../preprocess/dinov2.js";
-import { clipPreprocessName, dinov2PreprocessName } from "./encoder-preprocess.js";
+import type { ProgressCallback } from "../models/download.js";
+import { getEncoderWeightsEntry, DEFAULT_WEIGHTS_ID } from "../models/registry.js";
+import { resolveInceptionModel, type ResolvedModel } from "../models/resolve-model.js";
+import { DEFAULT_PROTOCOL, getProtocol, isProtocolName } from "../preprocess/protocols.js";
+import { preprocessName, type PreprocessSpec } from "../preprocess/preprocess-spec.js";
+import { CLIP_IMAGE_OUTPUT, CLIP_VISION_INPUT, ensureClipOnnx, readClipCheckpoint } from "./clip-model.js";
+import { DINOV2_INPUT, DINOV2_OUTPUT, resolveDinov2Network } from "./dinov2-model.js";
+import { ensureEncoderWeights } from "./encoder-weights.js";
 import type { FeatureRunner } from "./extract.js";
+import { inceptionRunner, INPUT_SIZE, OUTPUT_DIMS, POOL3_DIM, sessionOutputs } from "./inception-runner.js";
 
 export const ENCODER_NAMES = ["inception", "clip", "dinov2"] as const;
 export type EncoderName = (typeof ENCODER_NAMES)[number];
@@ -56,14 +42,74 @@ export function parseEncoderName(name: string): EncoderName {
   return n as EncoderName;
 }
 
-/** A non-Inception encoder, ready to open a session on. */
+/** What an encoder is opened with (the extractor's options, less the running ones). */
+export interface EncoderOpenOptions {
+  /** A weight file or folder (see the entry's weightsHelp). */
+  weights?: string;
+  /** Without `weights`: the registry id of the weights (default: the entry's defaultWeightsId). */
+  weightsId?: string;
+  /** Inception only: the FID resize protocol (default clean). */
+  protocol?: string;
+  /** Inception only: also sFID's spatial features. */
+  spatial?: boolean;
+  /** Download missing weights into the cache (default true). */
+  allowDownload?: boolean;
+  log?: (line: string) => void;
+  onProgress?: ProgressCallback;
+}
+
+/** How a session's network is run: its runner, the outputs to collect and their widths. */
+export interface NetworkPlan {
+  run: FeatureRunner;
+  /** The outputs to collect, in the feature cache's layout order. */
+  outputs: string[];
+  dims: Record<string, number>;
+  /** The output returned as the main features. */
+  primary: string;
+  /** Side of the square network input. */
+  inputSize: number;
+}
+
+/** An encoder's weights, resolved: a converted graph, its preprocessing, and how to run it. */
+export interface EncoderNetwork {
+  model: ResolvedModel;
+  preprocess: PreprocessSpec;
+  /** Width of the main features with these weights. */
+  dim: number;
+  /** The plan for an open session (Inception's outputs depend on the converted graph). */
+  plan(session: ort.InferenceSession): NetworkPlan;
+}
+
+export interface EncoderEntry {
+  name: EncoderName;
+  /** One line for the CLI's `--encoder` help. */
+  description: string;
+  /** The `--weights` help for this encoder. */
+  weightsHelp: string;
+  /** The weights used without `--weights` (models/registry.ts id). */
+  defaultWeightsId: string;
+  /** Width of the main features with the default weights (other weights may differ: EncoderNetwork.dim). */
+  dim: number;
+  /** The model output the main features come from. */
+  primaryOutput: string;
+  /** Has Inception's logits (the Inception Score needs them). */
+  hasLogits: boolean;
+  /** Has sFID's spatial features. */
+  hasSpatial: boolean;
+  /** Takes an FID resize protocol (`--protocol`); the others' preprocessing comes with their weights. */
+  takesProtocol: boolean;
+  open(opts: EncoderOpenOptions): Promise<EncoderNetwork>;
+}
+
+/** A CLIP or DINOv2 network, ready to open a session on (what `resolveEncoder` returns). */
 export interface ResolvedEncoder {
   encoder: Exclude<EncoderName, "inception">;
   onnxPath: string;
   /** sha256 of the weight file (model.safetensors / the .pth): what results record. */
   weightsSha256: string;
   weightsPath: string;
-  /** The preprocessing's protocol-like name (encoder-preprocess.ts). */
+  /** The preprocessing, and its recorded name. */
+  preprocess: PreprocessSpec;
   protocol: string;
   inputName: string;
   inputSize: number;
@@ -72,47 +118,146 @@ export interface ResolvedEncoder {
   dim: number;
 }
 
-export interface ResolveEncoderOptions {
-  weights?: string;
-  /** Registry id of the weights to use without `weights` (default DEFAULT_ENCODER_WEIGHTS). */
-  weightsId?: string;
-  /** Download missing registry files into the cache (default true). */
-  allowDownload?: boolean;
-  log?: (line: string) => void;
-  onProgress?: ProgressCallback;
+export interface ResolveEncoderOptions extends Pick<EncoderOpenOptions, "weights" | "weightsId" | "allowDownload" | "log" | "onProgress"> {
   env?: NodeJS.ProcessEnv;
+}
+
+const INCEPTION: EncoderEntry = {
+  name: "inception",
+  description: "FID Inception-v3 (pytorch-fid's weights): pool3 2048-d; logits for IS; spatial features for sFID",
+  weightsHelp: "FID Inception weights (.pth or .onnx; default $DIFFEVAL_WEIGHTS, then the cached standard weights)",
+  defaultWeightsId: DEFAULT_WEIGHTS_ID,
+  dim: POOL3_DIM,
+  primaryOutput: "pool3",
+  hasLogits: true,
+  hasSpatial: true,
+  takesProtocol: true,
+  async open(opts) {
+    const protocol = getProtocol(opts.protocol ?? DEFAULT_PROTOCOL).name;
+    const model = await resolveInceptionModel({
+      weights: opts.weights,
+      spatial: opts.spatial,
+      allowDownload: opts.allowDownload ?? true,
+      log: opts.log,
+      onProgress: opts.onProgress,
+    });
+    return {
+      model,
+      preprocess: { kind: "fid", protocol },
+      dim: POOL3_DIM,
+      plan: (session) => ({ run: inceptionRunner(session), outputs: sessionOutputs(session), dims: OUTPUT_DIMS, primary: "pool3", inputSize: INPUT_SIZE }),
+    };
+  },
+};
+
+const CLIP: EncoderEntry = {
+  name: "clip",
+  description: "CLIP image embeddings (Hugging Face CLIPModel vision tower + projection, not normalised): CMMD, FD in CLIP space",
+  weightsHelp:
+    "a Hugging Face CLIP folder (config.json, model.safetensors, preprocessor_config.json) or its model.safetensors " +
+    "(default: --encoder-weights, else openai/clip-vit-large-patch14, downloaded into the cache)",
+  defaultWeightsId: "openai/clip-vit-large-patch14",
+  // projection_dim of openai/clip-vit-large-patch14's config.json.
+  dim: 768,
+  primaryOutput: CLIP_IMAGE_OUTPUT,
+  hasLogits: false,
+  hasSpatial: false,
+  takesProtocol: false,
+  open: async (opts) => encoderNetwork(await resolveEncoder("clip", opts)),
+};
+
+const DINOV2: EncoderEntry = {
+  name: "dinov2",
+  description: "DINOv2 ViT class token (torch-hub weights, normalised): FD-DINOv2 as dgm-eval computes it",
+  weightsHelp:
+    "a torch-hub DINOv2 .pth with a config.json of its constructor arguments next to it, or their folder " +
+    "(default: --encoder-weights, else dinov2_vitl14, downloaded into the cache)",
+  defaultWeightsId: "dinov2_vitl14",
+  dim: Number(getEncoderWeightsEntry("dinov2_vitl14").config!.embed_dim),
+  primaryOutput: DINOV2_OUTPUT,
+  hasLogits: false,
+  hasSpatial: false,
+  takesProtocol: false,
+  open: async (opts) => encoderNetwork(await resolveEncoder("dinov2", opts)),
+};
+
+const ENCODERS: Readonly<Record<EncoderName, EncoderEntry>> = Object.freeze({ inception: INCEPTION, clip: CLIP, dinov2: DINOV2 });
+
+/** The registry entry of an encoder (a name from ENCODER_NAMES, or any spelling parseEncoderName accepts). */
+export function getEncoder(name: string): EncoderEntry {
+  return ENCODERS[parseEncoderName(name)];
 }
 
 /** The registry entry each encoder uses when neither --weights nor --encoder-weights is given. */
 export const DEFAULT_ENCODER_WEIGHTS: Readonly<Record<"clip" | "dinov2", string>> = Object.freeze({
-  clip: "openai/clip-vit-large-patch14",
-  dinov2: "dinov2_vitl14",
+  clip: CLIP.defaultWeightsId,
+  dinov2: DINOV2.defaultWeightsId,
 });
 
-/** Where a converted encoder graph is cached. */
 /**
- * Where a converted encoder lives: keyed by the weights' sha256, the converter version and the
- * parsed model config (the same weights with another config.json build another graph, and must
- * go through the layout check again).
+ * Refuses options that do not apply to the encoder: sFID's spatial features and FID resize
+ * protocols (Inception only), `--encoder-weights` for Inception, and both ways of naming weights.
  */
-export function encoderOnnxCachePath(
-  encoder: string,
-  weightsSha256: string,
-  converterVersion: string | number,
-  config: unknown,
-): string {
-  const configHash = createHash("sha256").update(JSON.stringify(config)).digest("hex").slice(0, 8);
-  return path.join(cacheDir(), "onnx", `${encoder}-${weightsSha256.slice(0, 12).toLowerCase()}-v${converterVersion}-c${configHash}.onnx`);
-}
-
-export async function resolveEncoder(encoder: Exclude<EncoderName, "inception">, opts: ResolveEncoderOptions = {}): Promise<ResolvedEncoder> {
+export function checkEncoderOptions(entry: EncoderEntry, opts: EncoderOpenOptions): void {
   if (opts.weights !== undefined && opts.weightsId !== undefined) {
     throw new DiffevalError("E_USAGE", "--weights and --encoder-weights exclude each other (the first names files, the second a registry id to download)");
   }
-  return encoder === "clip" ? resolveClip(opts) : resolveDinov2(opts);
+  if (opts.spatial && !entry.hasSpatial) {
+    throw new DiffevalError("E_USAGE", `sFID's spatial features exist only for the inception encoder, not ${entry.name}`);
+  }
+  // The CLI passes the default protocol to every command, so only another FID protocol is refused.
+  if (!entry.takesProtocol && opts.protocol !== undefined && opts.protocol !== DEFAULT_PROTOCOL && isProtocolName(opts.protocol)) {
+    throw new DiffevalError("E_USAGE", `--protocol ${opts.protocol} is an Inception resize protocol; the ${entry.name} encoder has its own preprocessing`);
+  }
+  if (entry.name === "inception" && opts.weightsId !== undefined) {
+    throw new DiffevalError("E_USAGE", `--encoder-weights chooses clip or dinov2 weights; the inception encoder's weights are given with --weights (or $DIFFEVAL_WEIGHTS)`);
+  }
 }
 
-/** One batch through an encoder session: `{ [outputName]: n x dim }`. */
+/** A CLIP or DINOv2 encoder's weights (given, or the registry's, downloaded) resolved to a converted graph. */
+export async function resolveEncoder(encoder: Exclude<EncoderName, "inception">, opts: ResolveEncoderOptions = {}): Promise<ResolvedEncoder> {
+  const entry = ENCODERS[encoder];
+  checkEncoderOptions(entry, opts);
+  const weights = opts.weights ?? (await ensureEncoderWeights(encoder, opts.weightsId ?? entry.defaultWeightsId, opts));
+  return encoder === "clip" ? resolveClip(weights, opts) : resolveDinov2(weights, opts);
+}
+
+async function resolveClip(weights: string, opts: ResolveEncoderOptions): Promise<ResolvedEncoder> {
+  const ckpt = await readClipCheckpoint(weights, opts.env);
+  const { vision } = await ensureClipOnnx(ckpt, ["vision"], opts);
+  const preprocess: PreprocessSpec = { kind: "clip", config: ckpt.preprocess };
+  return {
+    encoder: "clip",
+    onnxPath: vision!,
+    weightsSha256: ckpt.weightsSha256,
+    weightsPath: ckpt.weightsPath,
+    preprocess,
+    protocol: preprocessName(preprocess),
+    inputName: CLIP_VISION_INPUT,
+    inputSize: ckpt.config.vision.imageSize,
+    outputName: CLIP_IMAGE_OUTPUT,
+    dim: ckpt.config.projectionDim,
+  };
+}
+
+async function resolveDinov2(weights: string, opts: ResolveEncoderOptions): Promise<ResolvedEncoder> {
+  const net = await resolveDinov2Network(weights, opts.log);
+  const preprocess: PreprocessSpec = { kind: "dinov2", size: net.inputSize };
+  return {
+    encoder: "dinov2",
+    onnxPath: net.onnxPath,
+    weightsSha256: net.weightsSha256,
+    weightsPath: net.weightsPath,
+    preprocess,
+    protocol: preprocessName(preprocess),
+    inputName: DINOV2_INPUT,
+    inputSize: net.inputSize,
+    outputName: DINOV2_OUTPUT,
+    dim: net.config.embedDim,
+  };
+}
+
+/** One batch through a CLIP/DINOv2 session: `{ [outputName]: n x dim }`. */
 export function encoderRunner(session: ort.InferenceSession, enc: Pick<ResolvedEncoder, "inputName" | "inputSize" | "outputName">): FeatureRunner {
   if (!session.outputNames.includes(enc.outputName)) {
     throw new DiffevalError("E_MODEL_OUTPUTS", `the model has no '${enc.outputName}' output (it has ${session.outputNames.join(", ")})`);
@@ -124,200 +269,18 @@ export function encoderRunner(session: ort.InferenceSession, enc: Pick<ResolvedE
   };
 }
 
-// ---------------------------------------------------------------------------------------------
-// Shared helpers
-
-async function isDir(p: string): Promise<boolean> {
-  try {
-    return (await stat(p)).isDirectory();
-  } catch {
-    throw new DiffevalError("E_WEIGHTS_MISSING", `${p}: no such file or folder`);
-  }
-}
-
-async function readJson(file: string, what: string): Promise<unknown> {
-  const text = await readFile(file, "utf8").catch((e: NodeJS.ErrnoException) => {
-    throw new DiffevalError("E_WEIGHTS_MISSING", `${file}: cannot read ${what} (${e.code ?? e.message})`);
-  });
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new DiffevalError("E_WEIGHTS_FORMAT", `${file}: ${what} is not valid JSON (${(e as Error).message})`);
-  }
-}
-
-async function readBytes(file: string): Promise<Uint8Array> {
-  const buf = await readFile(file).catch((e: NodeJS.ErrnoException) => {
-    throw new DiffevalError("E_WEIGHTS_MISSING", `${file}: cannot read the weight file (${e.code ?? e.message})`);
-  });
-  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-}
-
-async function hashWeights(file: string): Promise<string> {
-  const abs = path.resolve(file);
-  return sha256WithMemo(abs, hashMemoPath(abs));
-}
-
-/** `<cacheDir>/weights/<id>/`, `/` in the id written as `--`. */
-export function encoderWeightsFolder(id: string, env: NodeJS.ProcessEnv = process.env): string {
-  return path.join(cacheDir(env), "weights", id.replace(/\//g, "--"));
-}
-
-/** Where a registry file is fetched from: its upstream URL, or `$DIFFEVAL_ENCODER_BASE_URL/<id>/<name>`. */
-export function encoderFileUrl(entry: EncoderWeightsEntry, file: { name: string; url: string }, env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.DIFFEVAL_ENCODER_BASE_URL?.trim();
-  return base ? `${base.replace(/\/+$/, "")}/${entry.id}/${file.name}` : file.url;
-}
-
-/**
- * The folder of an encoder's weights when none was given: the registry entry's cache folder,
- * with its missing files downloaded (see the header comment).
- */
-export async function ensureEncoderWeights(encoder: "clip" | "dinov2", opts: ResolveEncoderOptions = {}): Promise<string> {
-  const env = opts.env ?? process.env;
-  const entry = getEncoderWeightsEntry(opts.weightsId ?? DEFAULT_ENCODER_WEIGHTS[encoder]);
-  if (entry.encoder !== encoder) {
-    throw new DiffevalError("E_USAGE", `--encoder-weights ${entry.id} holds ${entry.encoder} weights, not ${encoder} ones`);
-  }
-  const dir = encoderWeightsFolder(entry.id, env);
-  const missing = entry.files.filter((f) => !existsSync(path.join(dir, f.name)));
-  const needConfig = entry.config !== undefined && !existsSync(path.join(dir, "config.json"));
-  if (missing.length === 0 && !needConfig) return dir;
-  if (opts.allowDownload === false) {
-    throw new DiffevalError(
-      "E_WEIGHTS_MISSING",
-      `no ${encoder} weights: pass --weights FILE|DIR, or put ${entry.files.map((f) => f.name).join(", ")} ` +
-        `(from ${entry.files.map((f) => encoderFileUrl(entry, f, env)).join(" ")}) into ${dir}` +
-        (encoder === "dinov2" ? " with a config.json of the model's constructor arguments" : ""),
-    );
-  }
-  // Everything lands in a staging folder first: an interrupted download leaves no partial set.
-  const staging = path.join(path.dirname(dir), `.${path.basename(dir)}.partial-${process.pid}-${randomBytes(4).toString("hex")}`);
-  await mkdir(staging, { recursive: true });
-  try {
-    for (const f of missing) {
-      const url = encoderFileUrl(entry, f, env);
-      opts.log?.(`downloading ${entry.id}/${f.name} from ${url}`);
-      const { sha256 } = await downloadVerified({
-        url,
-        dest: path.join(staging, f.name),
-        sha256: f.sha256,
-        unverified: f.sha256 === undefined,
-        onProgress: opts.onProgress,
-        manualHint: `or download it yourself into ${dir}, or pass --weights FILE|DIR.`,
-      });
-      opts.log?.(
-        f.sha256 !== undefined
-          ? `${entry.id}/${f.name}: sha256 ${sha256}, verified`
-          : `${entry.id}/${f.name}: unverified (no published sha256 to check against); this copy's sha256 is ${sha256}`,
-      );
-    }
-    if (needConfig) {
-      await writeFileAtomic(path.join(staging, "config.json"), `${JSON.stringify(entry.config, null, 1)}\n`);
-    }
-    await mkdir(dir, { recursive: true });
-    for (const name of await readdir(staging)) await rename(path.join(staging, name), path.join(dir, name));
-  } finally {
-    await rm(staging, { recursive: true, force: true });
-  }
-  opts.log?.(`${entry.id}: weights cached in ${dir}`);
-  return dir;
-}
-
-async function convertOnce(onnxPath: string, source: string, log: ResolveEncoderOptions["log"], build: () => Promise<Uint8Array>): Promise<void> {
-  if (existsSync(onnxPath)) return;
-  log?.(`converting ${source} to ONNX (once; cached at ${onnxPath})`);
-  await writeFileAtomic(onnxPath, await build());
-}
-
-// ---------------------------------------------------------------------------------------------
-// CLIP
-
-async function resolveClip(opts: ResolveEncoderOptions): Promise<ResolvedEncoder> {
-  const given = opts.weights ?? (await ensureEncoderWeights("clip", opts));
-  const dir = (await isDir(given)) ? given : path.dirname(given);
-  const weightsPath = (await isDir(given)) ? path.join(dir, "model.safetensors") : given;
-  const config: ClipConfig = parseClipConfig(await readJson(path.join(dir, "config.json"), "the CLIP config.json"));
-  const pre = await clipPreprocessing(dir, config);
-  const sha = await hashWeights(weightsPath).catch((e: NodeJS.ErrnoException) => {
-    if (e instanceof DiffevalError) throw e;
-    throw new DiffevalError("E_WEIGHTS_MISSING", `${weightsPath}: cannot read the weight file (${e.code ?? e.message})`);
-  });
-  const onnxPath = encoderOnnxCachePath("clip", sha, CLIP_CONVERTER_VERSION, config);
-  await convertOnce(onnxPath, weightsPath, opts.log, async () => {
-    const sd: StateDict = readSafetensors(await readBytes(weightsPath), weightsPath);
-    return buildClipVisionOnnx(sd, config);
-  });
+/** A resolved CLIP/DINOv2 encoder as the extractor runs it: one input, one output. */
+function encoderNetwork(enc: ResolvedEncoder): EncoderNetwork {
   return {
-    encoder: "clip",
-    onnxPath,
-    weightsSha256: sha,
-    weightsPath,
-    protocol: clipPreprocessName(pre),
-    inputName: "pixel_values",
-    inputSize: config.vision.imageSize,
-    outputName: "image_embeds",
-    dim: config.projectionDim,
-  };
-}
-
-/** The folder's preprocessor_config.json, else OpenAI's defaults for the model's image size. */
-async function clipPreprocessing(dir: string, config: ClipConfig): Promise<ClipPreprocessConfig> {
-  const file = path.join(dir, "preprocessor_config.json");
-  let pre: ClipPreprocessConfig;
-  if (existsSync(file)) pre = clipConfigFromPreprocessorJson(await readJson(file, "preprocessor_config.json"), file);
-  else if (config.vision.imageSize === 224) pre = CLIP_PREPROCESS_224;
-  else if (config.vision.imageSize === 336) pre = CLIP_PREPROCESS_336;
-  else throw new DiffevalError("E_WEIGHTS_MISSING", `${file}: missing, and the model's image size ${config.vision.imageSize} has no default preprocessing`);
-  if (pre.crop !== config.vision.imageSize) {
-    throw new DiffevalError(
-      "E_WEIGHTS_LAYOUT",
-      `${file}: crops to ${pre.crop} pixels but the vision tower takes ${config.vision.imageSize}x${config.vision.imageSize} images`,
-    );
-  }
-  return pre;
-}
-
-// ---------------------------------------------------------------------------------------------
-// DINOv2
-
-async function resolveDinov2(opts: ResolveEncoderOptions): Promise<ResolvedEncoder> {
-  const given = opts.weights ?? (await ensureEncoderWeights("dinov2", opts));
-  let weightsPath = given;
-  if (await isDir(given)) {
-    const pths = (await readdir(given)).filter((f) => /\.pth$/i.test(f)).sort();
-    if (pths.length !== 1) {
-      throw new DiffevalError(
-        "E_WEIGHTS_MISSING",
-        `${given}: expected exactly one .pth file (the DINOv2 state dict) next to config.json, found ${pths.length ? pths.join(", ") : "none"}`,
-      );
-    }
-    weightsPath = path.join(given, pths[0]);
-  }
-  const configFile = path.join(path.dirname(weightsPath), "config.json");
-  const json = await readJson(configFile, "the DINOv2 config.json");
-  const config = parseDinov2Config(json);
-  const dim = config.embedDim;
-  const sha = await hashWeights(weightsPath).catch((e: NodeJS.ErrnoException) => {
-    if (e instanceof DiffevalError) throw e;
-    throw new DiffevalError("E_WEIGHTS_MISSING", `${weightsPath}: cannot read the weight file (${e.code ?? e.message})`);
-  });
-  const inputSize = DINOV2_SIZE;
-  const onnxPath = encoderOnnxCachePath("dinov2", sha, DINOV2_CONVERTER_VERSION, { config, inputSize });
-  await convertOnce(onnxPath, weightsPath, opts.log, async () => {
-    const sd = readStateDict(await readBytes(weightsPath), weightsPath);
-    checkDinov2Layout(sd, config);
-    return buildDinov2Onnx(sd, config, { inputSize });
-  });
-  return {
-    encoder: "dinov2",
-    onnxPath,
-    weightsSha256: sha,
-    weightsPath,
-    protocol: dinov2PreprocessName(inputSize),
-    inputName: "pixel_values",
-    inputSize,
-    outputName: "features",
-    dim,
+    model: { onnxPath: enc.onnxPath, weightsSha256: enc.weightsSha256, weightsPath: enc.weightsPath, source: "flag" },
+    preprocess: enc.preprocess,
+    dim: enc.dim,
+    plan: (session) => ({
+      run: encoderRunner(session, enc),
+      outputs: [enc.outputName],
+      dims: { [enc.outputName]: enc.dim },
+      primary: enc.outputName,
+      inputSize: enc.inputSize,
+    }),
   };
 }

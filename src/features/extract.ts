@@ -24,7 +24,7 @@ export interface ExtractOptions {
   outputs?: string[];
   /** Per-image widths of the outputs (default Inception's OUTPUT_DIMS). */
   dims?: Record<string, number>;
-  /** The output returned as `pool3` (the features every metric uses; default "pool3"). */
+  /** The output returned as `embedding` (the features every metric uses; default "pool3"). */
   primary?: string;
   /** Side of the square network input (default Inception's 299). */
   inputSize?: number;
@@ -38,8 +38,8 @@ export interface ExtractOptions {
 export interface ExtractedFeatures {
   /** Names of the images that have a row, in row order. */
   names: string[];
-  /** The main features: Inception's pool3, or another encoder's embedding (ExtractOptions.primary). */
-  pool3: FeatureMatrix;
+  /** The main features every metric uses: Inception's pool3, or another encoder's embedding (ExtractOptions.primary). */
+  embedding: FeatureMatrix;
   /** Inception's logits (0 columns for an encoder without them). */
   logits: FeatureMatrix;
   /** sFID's spatial features, when the model has them and they were asked for. */
@@ -139,7 +139,7 @@ export async function extractFeatures(items: ImageItem[], opts: ExtractOptions):
   const matrix = (o: string): FeatureMatrix => ({ n, d: dims[o], data: rows[o].slice(0, n * dims[o]) });
   return {
     names,
-    pool3: matrix(primary),
+    embedding: matrix(primary),
     logits: outputs.includes("logits") ? matrix("logits") : { n, d: 0, data: new Float32Array(0) },
     ...(outputs.includes("spatial") ? { spatial: matrix("spatial") } : {}),
     skipped,

@@ -6,7 +6,8 @@
  */
 import os from "node:os";
 import { Worker } from "node:worker_threads";
-import { DiffevalError } from "../errors.js";
+import { DiffevalError, isErrorCode } from "../errors.js";
+import type { PreprocessSpec } from "../preprocess/preprocess-spec.js";
 import { prepareImage } from "./prepare-image.js";
 import type { PrepareRequest, PrepareResponse } from "./prepare-worker.js";
 
@@ -21,23 +22,24 @@ export function defaultThreadCount(): number {
   return Math.max(1, Math.min(16, os.availableParallelism() - 1));
 }
 
-export function createImagePreparer(protocol: string, threads = defaultThreadCount()): ImagePreparer {
+export function createImagePreparer(spec: PreprocessSpec, threads = defaultThreadCount()): ImagePreparer {
   const workerUrl = new URL("./prepare-worker.js", import.meta.url);
   const compiled = import.meta.url.endsWith(".js");
   if (threads <= 0 || !compiled) {
-    return { threads: 0, prepare: (bytes, name) => prepareImage(bytes, name, protocol), close: async () => {} };
+    return { threads: 0, prepare: (bytes, name) => prepareImage(bytes, name, spec), close: async () => {} };
   }
-  return workerPreparer(workerUrl, protocol, threads);
+  return workerPreparer(workerUrl, spec, threads);
 }
 
-function workerPreparer(workerUrl: URL, protocol: string, threads: number): ImagePreparer {
+function workerPreparer(workerUrl: URL, spec: PreprocessSpec, threads: number): ImagePreparer {
   type Pending = { resolve: (t: Float32Array) => void; reject: (e: Error) => void };
   const pending = new Map<number, Pending>();
   const load = new Map<Worker, number>();
   let nextId = 0;
 
   const workers = Array.from({ length: threads }, () => {
-    const w = new Worker(workerUrl);
+    // The spec travels once per worker, structured-cloned (prepare-worker.ts reads workerData).
+    const w = new Worker(workerUrl, { workerData: spec });
     w.unref();
     load.set(w, 0);
     w.on("message", (res: PrepareResponse) => {
@@ -46,7 +48,7 @@ function workerPreparer(workerUrl: URL, protocol: string, threads: number): Imag
       pending.delete(res.id);
       if (!p) return;
       if ("tensor" in res) p.resolve(res.tensor);
-      else p.reject(new DiffevalError(res.error.code ?? "E_IMAGE_DECODE", res.error.message));
+      else p.reject(new DiffevalError(isErrorCode(res.error.code) ? res.error.code : "E_IMAGE_DECODE", res.error.message));
     });
     w.on("error", (e) => {
       for (const p of pending.values()) p.reject(e);
@@ -64,7 +66,7 @@ function workerPreparer(workerUrl: URL, protocol: string, threads: number): Imag
       const id = nextId++;
       return new Promise<Float32Array>((resolve, reject) => {
         pending.set(id, { resolve, reject });
-        const req: PrepareRequest = { id, bytes, name, protocol };
+        const req: PrepareRequest = { id, bytes, name };
         w.postMessage(req);
       });
     },

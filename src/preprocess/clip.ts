@@ -14,6 +14,7 @@
  * 3. rescale and normalise fused as transformers does: float32 `(x - 255 mean) / (255 std)`;
  * 4. channels first: CHW float32, 3 x crop x crop.
  */
+import { DiffevalError } from "../errors.js";
 import type { RgbImage } from "../io/decode.js";
 import { resizePil8 } from "./pil-resample.js";
 
@@ -43,7 +44,8 @@ const RESCALE = 0.00392156862745098;
 
 /**
  * The config a Hugging Face `preprocessor_config.json` describes (`size.shortest_edge`,
- * `crop_size`, `image_mean`, `image_std`). Refuses settings this module does not reproduce.
+ * `crop_size`, `image_mean`, `image_std`). Refuses settings this module does not reproduce
+ * (E_WEIGHTS_LAYOUT, as for an unsupported config.json).
  */
 export function clipConfigFromPreprocessorJson(json: unknown, name = "preprocessor_config.json"): ClipPreprocessConfig {
   const j = json as Record<string, any>;
@@ -67,7 +69,10 @@ export function clipConfigFromPreprocessorJson(json: unknown, name = "preprocess
     j.do_normalize !== false &&
     (j.rescale_factor === undefined || Math.abs(j.rescale_factor - RESCALE) < 1e-15);
   if (!ok) {
-    throw new Error(`${name}: not a CLIPImageProcessor configuration diffeval reproduces (shortest-edge bicubic resize, square centre crop, /255, mean/std)`);
+    throw new DiffevalError(
+      "E_WEIGHTS_LAYOUT",
+      `${name}: not a CLIPImageProcessor configuration diffeval reproduces (shortest-edge bicubic resize, square centre crop, /255, mean/std)`,
+    );
   }
   return { size, crop, mean: [j.image_mean[0], j.image_mean[1], j.image_mean[2]], std: [j.image_std[0], j.image_std[1], j.image_std[2]] };
 }

@@ -3,7 +3,11 @@ import os from "node:os";
 import path from "node:path";
 import { Command } from "commander";
 import { beforeAll, describe, expect, it } from "vitest";
-import { clipOnnxCachePath, clipscoreCommand, parseCsv, readPairsCsv, runClipScore } from "../../src/cli/clipscore.js";
+import { clipscoreCommand } from "../../src/cli/clipscore.js";
+import { clipOnnxCachePath } from "../../src/features/clip-model.js";
+import { parseCsv, readPairsCsv } from "../../src/io/csv.js";
+import { parseClipConfig } from "../../src/models/clip-onnx.js";
+import { runClipScore } from "../../src/pipeline/clip-score.js";
 import { isDiffevalError } from "../../src/errors.js";
 import { loadNpy } from "../helpers/arrays.js";
 import { fixture } from "../helpers/fixtures.js";
@@ -123,9 +127,10 @@ describe("diffeval clipscore (clip-tiny fixture)", () => {
     expect(j.per_image[0].image).toBe(path.relative(tmp, fixture("images", "real", images[0])));
     const sha = (await import("node:crypto")).createHash("sha256").update(readFileSync(path.join(clipDir(), "model.safetensors"))).digest("hex");
     expect(j.weights_sha256).toBe(sha);
-    // Both towers cached under <cache>/onnx, keyed by the weights hash.
+    // Both towers cached under <cache>/onnx, keyed by the weights hash (and the config).
+    const config = parseClipConfig(JSON.parse(readFileSync(path.join(clipDir(), "config.json"), "utf8")));
     for (const tower of ["vision", "text"] as const) {
-      expect(readdirSync(path.join(tmp, "cache", "onnx"))).toContain(path.basename(clipOnnxCachePath(sha, tower)));
+      expect(readdirSync(path.join(tmp, "cache", "onnx"))).toContain(path.basename(clipOnnxCachePath(sha, tower, config)));
     }
   });
 

@@ -5,7 +5,7 @@ import { loadNpy, maxAbsDiff } from "../helpers/arrays.js";
 import { runCli, setUpCliTest } from "../helpers/cli.js";
 import { fixture } from "../helpers/fixtures.js";
 import { startServer } from "../helpers/local-server.js";
-import { runClipScore } from "../../src/cli/clipscore.js";
+import { runClipScore } from "../../src/pipeline/clip-score.js";
 import { fixtureStateDictPath } from "../helpers/model.js";
 
 let tmp: string;

@@ -6,6 +6,7 @@ import { extractFeatures } from "../../src/features/extract.js";
 import { openFeatureCache } from "../../src/features/feature-cache.js";
 import { inceptionRunner, LOGITS_DIM, POOL3_DIM, type InceptionRunner } from "../../src/features/inception-runner.js";
 import { createImagePreparer } from "../../src/features/prepare-pool.js";
+import type { ProtocolName } from "../../src/preprocess/protocols.js";
 import { openSession } from "../../src/models/session.js";
 import { openImageSource, type ImageItem } from "../../src/io/sources.js";
 import { loadNpy, maxAbsDiff } from "../helpers/arrays.js";
@@ -22,8 +23,8 @@ beforeAll(async () => {
 });
 afterAll(async () => release?.());
 
-async function features(items: ImageItem[], protocol: string, extra: Partial<Parameters<typeof extractFeatures>[1]> = {}) {
-  const preparer = createImagePreparer(protocol, 0);
+async function features(items: ImageItem[], protocol: ProtocolName, extra: Partial<Parameters<typeof extractFeatures>[1]> = {}) {
+  const preparer = createImagePreparer({ kind: "fid", protocol }, 0);
   try {
     return await extractFeatures(items, { run, preparer, batchSize: 8, ...extra });
   } finally {
@@ -47,8 +48,8 @@ describe("features of the fixture images match the reference tools", () => {
         expect(out.names).toEqual(expectedJson()[`${side}_files`]);
         const ref = loadNpy(fixture("reference", `${prefix}_${side}.npy`));
         expect(ref.shape).toEqual([32, POOL3_DIM]);
-        expect(out.pool3.n).toBe(32);
-        expect(maxAbsDiff(out.pool3.data, ref.data)).toBeLessThan(1e-4);
+        expect(out.embedding.n).toBe(32);
+        expect(maxAbsDiff(out.embedding.data, ref.data)).toBeLessThan(1e-4);
         expect(out.logits.d).toBe(LOGITS_DIM);
       });
     }
@@ -64,7 +65,7 @@ describe("features of the fixture images match the reference tools", () => {
     const out = await features(items, "legacy-pytorch");
     for (const [row, name] of wanted.entries()) {
       const refRow = ref.data.subarray(order.indexOf(name) * POOL3_DIM, (order.indexOf(name) + 1) * POOL3_DIM);
-      expect(maxAbsDiff(out.pool3.data.subarray(row * POOL3_DIM, (row + 1) * POOL3_DIM), refRow), name).toBeLessThan(1e-4);
+      expect(maxAbsDiff(out.embedding.data.subarray(row * POOL3_DIM, (row + 1) * POOL3_DIM), refRow), name).toBeLessThan(1e-4);
     }
   });
 });
@@ -80,7 +81,7 @@ describe("bad images", () => {
     const out = await features(items, "clean", { skipBad: true });
     expect(out.skipped.map((s) => s.name).sort()).toEqual(["not-an-image.png", "truncated.jpg"]);
     expect(out.names).toEqual(["tiny.png"]);
-    expect(out.pool3.n).toBe(1);
+    expect(out.embedding.n).toBe(1);
   });
 });
 
@@ -109,7 +110,7 @@ describe("feature cache", () => {
     const second = await features(items, "clean", { run: counting, cache });
     expect(batches).toBe(0);
     expect(second.inferred).toBe(0);
-    expect(maxAbsDiff(second.pool3.data, first.pool3.data)).toBe(0);
+    expect(maxAbsDiff(second.embedding.data, first.embedding.data)).toBe(0);
     expect(maxAbsDiff(second.logits.data, first.logits.data)).toBe(0);
   });
 });
@@ -124,7 +125,7 @@ describe("sFID spatial features", () => {
       const plain = await features(items, "clean");
       expect(withSpatial.spatial?.n).toBe(3);
       expect(withSpatial.spatial?.d).toBe(2023);
-      expect(maxAbsDiff(withSpatial.pool3.data, plain.pool3.data)).toBe(0);
+      expect(maxAbsDiff(withSpatial.embedding.data, plain.embedding.data)).toBe(0);
       expect(Math.min(...withSpatial.spatial!.data)).toBeGreaterThanOrEqual(0); // after ReLU
       expect(plain.spatial).toBeUndefined();
     } finally {

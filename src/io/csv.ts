@@ -1,0 +1,117 @@
+/**
+ * CSV files (RFC 4180) and the image-prompt pairs file of `diffeval clipscore`: comma-separated,
+ * a header row, fields optionally in double quotes, `""` for a quote inside a quoted field, quoted
+ * fields may hold commas and line breaks. Errors name the file and the line or record.
+ */
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { DiffevalError } from "../errors.js";
+
+/**
+ * RFC 4180 records of `text`: fields split on commas, records on CRLF or LF (a lone CR too);
+ * double-quoted fields may contain commas, line breaks and `""` (one quote). A leading BOM is
+ * dropped, and so is a final empty line. Malformed quoting is refused with E_PAIRS_FORMAT.
+ */
+export function parseCsv(text: string, name = "CSV"): string[][] {
+  const s = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  const records: string[][] = [];
+  let record: string[] = [];
+  let field = "";
+  let i = 0;
+  let line = 1;
+  let atFieldStart = true;
+  const endField = (): void => {
+    record.push(field);
+    field = "";
+    atFieldStart = true;
+  };
+  const endRecord = (): void => {
+    endField();
+    records.push(record);
+    record = [];
+  };
+  while (i < s.length) {
+    const c = s[i];
+    if (atFieldStart && c === '"') {
+      // Quoted field: up to the closing quote not followed by another quote.
+      const startLine = line;
+      i++;
+      for (;;) {
+        if (i >= s.length) throw new DiffevalError("E_PAIRS_FORMAT", `${name}: line ${startLine}: a quoted field is never closed`);
+        const q = s[i];
+        if (q === '"') {
+          if (s[i + 1] === '"') {
+            field += '"';
+            i += 2;
+            continue;
+          }
+          i++;
+          break;
+        }
+        if (q === "\n") line++;
+        field += q;
+        i++;
+      }
+      atFieldStart = false;
+      const next = s[i];
+      if (i < s.length && next !== "," && next !== "\n" && next !== "\r") {
+        throw new DiffevalError("E_PAIRS_FORMAT", `${name}: line ${line}: unexpected ${JSON.stringify(next)} after a closing quote (write "" for a quote inside a quoted field)`);
+      }
+      continue;
+    }
+    if (c === ",") {
+      endField();
+      i++;
+    } else if (c === "\r" || c === "\n") {
+      endRecord();
+      i += c === "\r" && s[i + 1] === "\n" ? 2 : 1;
+      line++;
+    } else {
+      if (c === '"') throw new DiffevalError("E_PAIRS_FORMAT", `${name}: line ${line}: a quote inside an unquoted field (quote the whole field and write "" for the quote)`);
+      field += c;
+      atFieldStart = false;
+      i++;
+    }
+  }
+  if (!atFieldStart || record.length > 0) endRecord();
+  return records;
+}
+
+export interface ImagePromptPair {
+  /** The image path as the CSV writes it. */
+  image: string;
+  /** Resolved against the CSV's folder. */
+  imagePath: string;
+  prompt: string;
+}
+
+/** The `image,prompt` pairs of a CSV file (header required; blank lines skipped). */
+export async function readPairsCsv(file: string): Promise<ImagePromptPair[]> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (e) {
+    throw new DiffevalError("E_PAIRS_FORMAT", `${file}: cannot read the pairs file (${(e as Error).message})`);
+  }
+  const rows = parseCsv(text, file).filter((r) => !(r.length === 1 && r[0] === ""));
+  if (rows.length === 0) throw new DiffevalError("E_PAIRS_FORMAT", `${file}: empty; expected a header row 'image,prompt' and one row per pair`);
+  const header = rows[0].map((h) => h.trim().toLowerCase());
+  const ci = header.indexOf("image");
+  const cp = header.indexOf("prompt");
+  if (ci < 0 || cp < 0) {
+    throw new DiffevalError("E_PAIRS_FORMAT", `${file}: the header must name the columns 'image' and 'prompt', got ${JSON.stringify(rows[0])}`);
+  }
+  const base = path.dirname(path.resolve(file));
+  const pairs: ImagePromptPair[] = [];
+  for (let r = 1; r < rows.length; r++) {
+    const row = rows[r];
+    if (row.length !== rows[0].length) {
+      throw new DiffevalError("E_PAIRS_FORMAT", `${file}: record ${r + 1} has ${row.length} fields, the header ${rows[0].length}`);
+    }
+    const image = row[ci];
+    if (image.trim() === "") throw new DiffevalError("E_PAIRS_FORMAT", `${file}: record ${r + 1} has an empty image path`);
+    pairs.push({ image, imagePath: path.resolve(base, image), prompt: row[cp] });
+  }
+  if (pairs.length === 0) throw new DiffevalError("E_PAIRS_FORMAT", `${file}: no pairs after the header`);
+  return pairs;
+}
