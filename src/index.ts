@@ -1,5 +1,5 @@
 /** diffeval's library API: `import { computeFid, frechetDistance } from "diffeval"`. */
-export { DiffevalError, isDiffevalError } from "./errors.js";
+export { DiffevalError, isDiffevalError, ERROR_CODES, isErrorCode, type ErrorCode, type ErrorCodeInfo } from "./errors.js";
 export type { FeatureMatrix, Gaussian } from "./types.js";
 export { VERSION } from "./version.js";
 export { computeFid, type FidOptions, type FidResult } from "./pipeline/fid.js";
@@ -17,9 +17,10 @@ export { frechetDistance, frechetDistanceFromFeatures } from "./stats/frechet.js
 export { readStateDict } from "./models/pth.js";
 export { buildInceptionOnnx } from "./models/inception-onnx.js";
 export { resolveInceptionModel, convertWeightsFile } from "./models/resolve-model.js";
-export { computeMetrics, METRIC_NAMES, type MetricName, type MetricsOptions, type MetricsResult } from "./pipeline/metrics.js";
+export { computeMetrics, type MetricsOptions, type MetricsResult } from "./pipeline/metrics.js";
+export { METRICS, METRIC_NAMES, METRIC_KEYS, getMetric, defaultMetrics, computeMetricValues, type MetricEntry, type MetricKey } from "./metrics/registry.js";
 export { kid } from "./metrics/kid.js";
-export { inceptionScore } from "./metrics/inception-score.js";
+export { inceptionScore, unbiasedLogits } from "./metrics/inception-score.js";
 export { prdc } from "./metrics/prdc.js";
 export { vendiScore } from "./metrics/vendi.js";
 export { meanPairwiseDistance, byGroup } from "./metrics/diversity.js";
@@ -32,10 +33,10 @@ export { gateReport, parseResults, parseRule, parseRulesFile, junitXml, gateMark
 export { loadManifest, findReference, getReference, type ReferenceEntry } from "./reference/manifest.js";
 export { fetchReference } from "./reference/fetch.js";
 export { loadReference } from "./reference/load.js";
-export { buildCocoReference } from "./reference/coco30k.js";
+export { buildCocoReference } from "./pipeline/coco30k.js";
 export { computeStatsShard, mergeStatsShardFiles } from "./pipeline/sharded-stats.js";
 export { mergeShards } from "./stats/shards.js";
-export { runJpegCheck, type JpegCheckResult } from "./robustness/jpeg-check.js";
+export { runJpegCheck, type JpegCheckResult } from "./pipeline/jpeg-check.js";
 export { estimateJpegQuality } from "./robustness/jpeg-quality.js";
 export { formatCensus } from "./robustness/format-census.js";
 export { psnr, ssim } from "./robustness/image-similarity.js";

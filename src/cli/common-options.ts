@@ -1,13 +1,13 @@
 /** Flags shared by every command that extracts features, and their translation to library options. */
 import { Command, Option } from "commander";
 import { DiffevalError } from "../errors.js";
-import { parseEncoderName } from "../features/encoders.js";
+import { ENCODER_NAMES, getEncoder, parseEncoderName } from "../features/encoders.js";
+import { getEncoderWeightsEntry, knownEncoderWeightsIds } from "../models/registry.js";
 import type { ExtractorOptions } from "../features/extractor.js";
 import { parseDevice } from "../models/session.js";
 import type { Provenance } from "../pipeline/source-pair.js";
 
 export interface ExtractionFlags {
-  /** Only on commands that take --encoder (features, metrics). */
   encoder?: string;
   /** Only with --encoder clip|dinov2: the registry id downloaded when --weights is absent. */
   encoderWeights?: string;
@@ -22,32 +22,39 @@ export interface ExtractionFlags {
   seed: string;
 }
 
-export function addExtractionOptions(cmd: Command): Command {
+/**
+ * The flags that choose the model and how it runs: every command that extracts features (fid,
+ * stats, features, metrics, jpeg, sweep) takes the same ones, with the same help.
+ */
+export function addModelOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option("--protocol <name>", "resize protocol: clean (default), legacy-pytorch, legacy-tensorflow"))
-    .option("--weights <file>", "FID Inception weights (.pth or .onnx; default $DIFFEVAL_WEIGHTS, then the cache), or the --encoder's weights (file or folder)")
+    .addOption(new Option("--encoder <name>", `feature space: ${ENCODER_NAMES.map((n) => `${n} (${getEncoder(n).description})`).join("; ")}`).default(undefined, "inception"))
+    .option(
+      "--encoder-weights <id>",
+      `without --weights: the registry weights of the clip/dinov2 encoder, downloaded once into the cache (${encoderWeightIds()})`,
+    )
+    .addOption(new Option("--protocol <name>", "resize protocol of the inception encoder: clean (default), legacy-pytorch, legacy-tensorflow"))
+    .option("--weights <file>", `the encoder's weights: ${ENCODER_NAMES.map((n) => `${n}: ${getEncoder(n).weightsHelp}`).join("; ")}`)
     .option("--device <device>", "auto, cpu, cuda or webgpu", "auto")
     .option("--batch-size <n>", "images per inference batch", "16")
     .option("--threads <n>", "worker threads for decoding and resizing (default: cores - 1)")
-    .option("--no-cache", "do not read or write the on-disk feature cache")
+    .option("--no-cache", "do not read or write the on-disk feature cache");
+}
+
+/** The registry's clip/dinov2 weight ids, each encoder's default marked. */
+function encoderWeightIds(): string {
+  const defaults = new Set(ENCODER_NAMES.map((n) => getEncoder(n).defaultWeightsId));
+  return knownEncoderWeightsIds()
+    .map((id) => (defaults.has(id) ? `${id} (${getEncoderWeightsEntry(id).encoder} default)` : id))
+    .join(", ");
+}
+
+/** The model flags, and those that choose the images: --skip-bad, --limit, --seed. */
+export function addExtractionOptions(cmd: Command): Command {
+  return addModelOptions(cmd)
     .option("--skip-bad", "warn about undecodable images and go on, instead of stopping")
     .option("--limit <n>", "use a random subset of N images per image source")
     .option("--seed <n>", "seed for --limit's subset", "0");
-}
-
-/** `--encoder inception|clip|dinov2` (features/encoders.ts), for the commands that support it. */
-export function addEncoderOption(cmd: Command): Command {
-  return cmd
-    .option(
-      "--encoder <name>",
-      "feature space: inception (default), clip (raw projected image embeddings; --weights a Hugging Face CLIP folder) " +
-        "or dinov2 (normalised class tokens; --weights a .pth with its config.json, or their folder)",
-    )
-    .option(
-      "--encoder-weights <id>",
-      "without --weights: the registry weights of the clip/dinov2 encoder, downloaded once into the cache " +
-        "(openai/clip-vit-large-patch14 (clip default), openai/clip-vit-large-patch14-336, openai/clip-vit-base-patch32, dinov2_vitl14 (dinov2 default))",
-    );
 }
 
 export function extractorOptions(flags: ExtractionFlags): ExtractorOptions {
@@ -94,7 +101,7 @@ export function positiveInt(value: string, flag: string): number {
   return n;
 }
 
-function nonNegativeInt(value: string, flag: string): number {
+export function nonNegativeInt(value: string, flag: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new DiffevalError("E_USAGE", `${flag} must be a non-negative integer, got '${value}'`);
   return n;

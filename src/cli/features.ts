@@ -1,12 +1,11 @@
 /** `diffeval features SOURCE --out feats.npy`: pool3 features (and optionally logits) as .npy, in source order. */
 import { Command } from "commander";
 import { DiffevalError } from "../errors.js";
-import { openExtractor } from "../features/extractor.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { writeNpy } from "../io/npy.js";
-import { openImageSource } from "../io/sources.js";
+import { withExtraction } from "../pipeline/with-extraction.js";
 import { VERSION } from "../version.js";
-import { addEncoderOption, addExtractionOptions, extractorOptions, reportSkipped, subsetOptions, type ExtractionFlags } from "./common-options.js";
+import { addExtractionOptions, extractorOptions, reportSkipped, subsetOptions, type ExtractionFlags } from "./common-options.js";
 import { imageProgress } from "./image-progress.js";
 
 interface FeaturesFlags extends ExtractionFlags {
@@ -22,7 +21,7 @@ export function featuresCommand(): Command {
     .argument("<source>", "folder, list file or zip of images")
     .requiredOption("--out <feats.npy>", "features (N x d float32)")
     .option("--logits <out.npy>", "also write the N x 1008 logits");
-  return addEncoderOption(addExtractionOptions(cmd)).action(async (spec: string, flags: FeaturesFlags) => {
+  return addExtractionOptions(cmd).action(async (spec: string, flags: FeaturesFlags) => {
     for (const f of [flags.out, flags.logits]) {
       if (f !== undefined && !/\.npy$/i.test(f)) throw new DiffevalError("E_USAGE", `output files must end in .npy, got '${f}'`);
     }
@@ -30,17 +29,12 @@ export function featuresCommand(): Command {
     if (flags.logits && (options.encoder ?? "inception") !== "inception") {
       throw new DiffevalError("E_USAGE", `--logits exists only for the inception encoder, not ${options.encoder}`);
     }
-    const source = await openImageSource(spec, subsetOptions(flags));
-    const extractor = await openExtractor(options).catch(async (e: unknown) => {
-      await source.close();
-      throw e;
-    });
     const progress = imageProgress();
-    try {
-      const out = await extractor.extract(source.items, (done, total) => progress.update("images", done, total));
+    await withExtraction([spec], { ...options, ...subsetOptions(flags) }, async ([source], extractor) => {
+      const out = await extractor.extract(source!.items, (done, total) => progress.update("images", done, total));
       progress.finish();
       reportSkipped(spec, out.skipped);
-      await writeFileAtomic(flags.out, writeNpy({ dtype: "<f4", shape: [out.pool3.n, out.pool3.d], data: out.pool3.data }));
+      await writeFileAtomic(flags.out, writeNpy({ dtype: "<f4", shape: [out.embedding.n, out.embedding.d], data: out.embedding.data }));
       if (flags.logits) {
         await writeFileAtomic(flags.logits, writeNpy({ dtype: "<f4", shape: [out.logits.n, out.logits.d], data: out.logits.data }));
       }
@@ -50,17 +44,14 @@ export function featuresCommand(): Command {
         encoder: extractor.encoder,
         protocol: extractor.protocol,
         weights_sha256: extractor.model.weightsSha256,
-        n: out.pool3.n,
-        d: out.pool3.d,
+        n: out.embedding.n,
+        d: out.embedding.d,
         files: out.names,
         skipped: out.skipped,
         version: VERSION,
       };
       await writeFileAtomic(sidecar, `${JSON.stringify(listing, null, 2)}\n`);
-      process.stderr.write(`wrote ${flags.out} (${out.pool3.n} x ${out.pool3.d}) and ${sidecar}; ${out.inferred} image(s) inferred, ${out.pool3.n - out.inferred} from the cache\n`);
-    } finally {
-      await extractor.close();
-      await source.close();
-    }
+      process.stderr.write(`wrote ${flags.out} (${out.embedding.n} x ${out.embedding.d}) and ${sidecar}; ${out.inferred} image(s) inferred, ${out.embedding.n - out.inferred} from the cache\n`);
+    });
   });
 }

@@ -15,7 +15,7 @@ interface FidFlags extends ExtractionFlags {
 
 export function fidCommand(): Command {
   const cmd = new Command("fid")
-    .description("Frechet Inception Distance between two image sets (folders, list files, zips) or stats .npz files")
+    .description("Frechet Inception Distance (or FD in the --encoder's space) between two image sets (folders, list files, zips) or stats .npz files")
     .requiredOption("--real <source>", "reference images or stats .npz")
     .requiredOption("--fake <source>", "generated images or stats .npz")
     .option("--json", "print one JSON object instead of the human summary")
@@ -39,13 +39,16 @@ export function fidCommand(): Command {
   });
 }
 
+/** `fid` for the Inception space; `fd` (and `encoder`) for another encoder's, as `metrics --json` names them. */
 function jsonResult(r: FidResult): Record<string, unknown> {
   const { fid, route, skipped, ...rest } = r;
-  return { fid, ...provenanceJson(rest), route, skipped_real: skipped.real, skipped_fake: skipped.fake };
+  const key = r.encoder && r.encoder !== "inception" ? "fd" : "fid";
+  return { [key]: fid, ...provenanceJson(rest), route, skipped_real: skipped.real, skipped_fake: skipped.fake };
 }
 
 function humanResult(r: FidResult): string {
   const smallest = Math.min(r.n_real ?? Infinity, r.n_fake ?? Infinity);
   const note = smallest < 2048 ? " (fewer images than the 2048 feature dimensions: FID is biased upwards at small n)" : "";
-  return `FID  ${r.fid.toFixed(4)}\n${provenanceLine(r, note)}`;
+  const label = r.encoder && r.encoder !== "inception" ? `FD (${r.encoder})` : "FID";
+  return `${label}  ${r.fid.toFixed(4)}\n${provenanceLine(r, note)}`;
 }

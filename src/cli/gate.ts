@@ -5,7 +5,7 @@
  */
 import { appendFile, readFile } from "node:fs/promises";
 import { Command } from "commander";
-import { DiffevalError, isDiffevalError } from "../errors.js";
+import { DiffevalError, isDiffevalError, type ErrorCode } from "../errors.js";
 import { gateReport, type GateReport } from "../gate/gate.js";
 import { gateMarkdown } from "../gate/render-markdown.js";
 import { junitXml } from "../gate/render-junit.js";
@@ -115,7 +115,7 @@ async function readResults(file: string, role: "baseline" | "current"): Promise<
   return parseResults(await readText(file, "E_GATE_INPUT", `${role} results`, hint), file);
 }
 
-async function readText(file: string, code: string, what: string, missingHint = ""): Promise<string> {
+async function readText(file: string, code: ErrorCode, what: string, missingHint = ""): Promise<string> {
   try {
     return await readFile(file, "utf8");
   } catch (e) {

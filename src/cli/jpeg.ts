@@ -1,7 +1,7 @@
 /** `diffeval jpeg --real A [--fake B]`: how far FID moves when only the JPEG compression changes. */
 import { Command } from "commander";
 import { DiffevalError } from "../errors.js";
-import { DEFAULT_QUALITIES, runJpegCheck, type JpegCheckResult } from "../robustness/jpeg-check.js";
+import { DEFAULT_QUALITIES, runJpegCheck, type JpegCheckResult } from "../pipeline/jpeg-check.js";
 import { describeJpegEncoder } from "../robustness/jpeg-encoder.js";
 import { writeJpegReport } from "../robustness/jpeg-report.js";
 import { addExtractionOptions, extractorOptions, subsetOptions, type ExtractionFlags } from "./common-options.js";
@@ -91,6 +91,7 @@ export function jpegTable(r: JpegCheckResult): string {
   const table = rows.map((row) => row.map((cell, c) => cell.padStart(widths[c])).join("  ")).join("\n");
   const baseline = hasFake ? `FID(real,fake) ${r.fid_real_vs_fake!.toFixed(4)} (the two sets as given)\n` : "";
   const n = r.n_fake === undefined ? "" : `, n_fake ${r.n_fake ?? "unknown"}`;
-  const provenance = `protocol ${r.protocol}, weights ${r.weights_sha256.slice(0, 12)}, n_real ${r.n_real}${n}, ${r.seconds.toFixed(1)} s\n`;
+  const space = r.feature_encoder ? `feature encoder ${r.feature_encoder} (the distances are FDs in its space), ` : "";
+  const provenance = `${space}protocol ${r.protocol}, weights ${r.weights_sha256.slice(0, 12)}, n_real ${r.n_real}${n}, ${r.seconds.toFixed(1)} s\n`;
   return `encoder: ${describeJpegEncoder(r.encoder)}\n${table}\n${baseline}${provenance}`;
 }

@@ -2,9 +2,11 @@
 import { readFile } from "node:fs/promises";
 import { Command } from "commander";
 import { DiffevalError } from "../errors.js";
-import { computeMetrics, DEFAULT_ENCODER_METRICS, DEFAULT_METRICS, METRIC_NAMES, parseMetricList, type MetricsResult } from "../pipeline/metrics.js";
+import { isPlainObject, parseJsonText } from "../io/read-json.js";
+import { defaultMetrics, METRICS, parseMetricNames } from "../metrics/registry.js";
+import { computeMetrics, type MetricsResult } from "../pipeline/metrics.js";
 import { provenanceJson } from "../pipeline/source-pair.js";
-import { addEncoderOption, addExtractionOptions, extractorOptions, positiveInt, provenanceLine, subsetOptions, type ExtractionFlags } from "./common-options.js";
+import { addExtractionOptions, extractorOptions, nonNegativeInt, positiveInt, provenanceLine, subsetOptions, type ExtractionFlags } from "./common-options.js";
 import { warnFormatMix } from "./format-warning.js";
 import { imageProgress } from "./image-progress.js";
 
@@ -22,6 +24,7 @@ interface MetricsFlags extends ExtractionFlags {
   prK?: string;
   dcK?: string;
   msssimPairs?: string;
+  isShuffleSeed: string;
 }
 
 export function metricsCommand(): Command {
@@ -31,7 +34,8 @@ export function metricsCommand(): Command {
     .requiredOption("--fake <source>", "generated images or stats .npz")
     .option(
       "--metrics <list>",
-      `comma-separated: ${METRIC_NAMES.join(",")} (default ${DEFAULT_METRICS.join(",")}; with --encoder clip or dinov2 ${DEFAULT_ENCODER_METRICS.join(",")})`,
+      `comma-separated: ${METRICS.filter((m) => !m.needs.includes("prompts")).map((m) => m.name).join(",")} ` +
+        `(default ${defaultMetrics("inception").join(",")}; with --encoder clip or dinov2 ${defaultMetrics("dinov2").join(",")})`,
     )
     .option("--bootstrap <B>", "bootstrap replicates for 95% intervals of fid, kid, precision, recall")
     .option("--metric-seed <n>", "seed of KID subsets, bootstrap, MS-SSIM pairs, projections", "0")
@@ -41,12 +45,12 @@ export function metricsCommand(): Command {
     .option("--pr-k <n>", "k of precision/recall (default 3)")
     .option("--dc-k <n>", "k of density/coverage (default 5)")
     .option("--msssim-pairs <n>", "MS-SSIM random pairs (default 100)")
+    .option("--is-shuffle-seed <n|none>", "Inception Score: shuffle rows with numpy's RandomState(n) before the 10 splits, as torch-fidelity; none keeps the source order", "2020")
     .option("--json", "print one JSON object")
     .option("--force", "compare even when the sides disagree on encoder, protocol or weights");
-  return addEncoderOption(addExtractionOptions(cmd)).action(async (flags: MetricsFlags) => {
+  return addExtractionOptions(cmd).action(async (flags: MetricsFlags) => {
     const int = (v: string | undefined, flag: string) => (v === undefined ? undefined : positiveInt(v, flag));
     const options = extractorOptions(flags);
-    const defaults = (options.encoder ?? "inception") === "inception" ? DEFAULT_METRICS : DEFAULT_ENCODER_METRICS;
     const progress = imageProgress();
     const result = await computeMetrics({
       ...options,
@@ -54,7 +58,7 @@ export function metricsCommand(): Command {
       real: flags.real,
       fake: flags.fake,
       force: flags.force,
-      metrics: flags.metrics === undefined ? defaults : parseMetricList(flags.metrics),
+      metrics: flags.metrics === undefined ? defaultMetrics(options.encoder ?? "inception") : parseMetricNames(flags.metrics.split(",")),
       bootstrap: int(flags.bootstrap, "--bootstrap"),
       metricSeed: Number(flags.metricSeed),
       groups: flags.groups ? await readGroups(flags.groups) : undefined,
@@ -63,6 +67,7 @@ export function metricsCommand(): Command {
       prK: int(flags.prK, "--pr-k"),
       dcK: int(flags.dcK, "--dc-k"),
       msssimPairs: int(flags.msssimPairs, "--msssim-pairs"),
+      isShuffleSeed: flags.isShuffleSeed === "none" ? null : nonNegativeInt(flags.isShuffleSeed, "--is-shuffle-seed"),
       onProgress: (side, done, total) => progress.update(side, done, total),
       warn: (line) => process.stderr.write(`${line}\n`),
     });
@@ -106,11 +111,9 @@ async function readGroups(file: string): Promise<Map<string, string>> {
     throw new DiffevalError("E_GROUPS", `${file}: cannot read the groups file`);
   });
   if (/^\s*\{/.test(text)) {
-    try {
-      return new Map(Object.entries(JSON.parse(text) as Record<string, unknown>).map(([k, v]) => [k, String(v)]));
-    } catch (e) {
-      throw new DiffevalError("E_GROUPS", `${file}: not valid JSON (${(e as Error).message})`);
-    }
+    const json = parseJsonText(text, file, "E_GROUPS", "a JSON object {image name: group}");
+    if (!isPlainObject(json)) throw new DiffevalError("E_GROUPS", `${file}: expected a JSON object {image name: group}`);
+    return new Map(Object.entries(json).map(([k, v]) => [k, String(v)]));
   }
   const map = new Map<string, string>();
   for (const [i, line] of text.split(/\r?\n/).entries()) {

@@ -1,7 +1,7 @@
 /** `diffeval stats coco30k --images VAL2014_DIR --captions captions_val2014.json --out DIR`: the COCO text-to-image reference. */
 import { Command } from "commander";
 import { DiffevalError } from "../errors.js";
-import { buildCocoReference } from "../reference/coco30k.js";
+import { buildCocoReference } from "../pipeline/coco30k.js";
 import { extractorOptions, positiveInt, subsetOptions } from "./common-options.js";
 import { imageProgress } from "./image-progress.js";
 import { refuseFlags, statsFlags } from "./stats-options.js";

@@ -14,13 +14,11 @@
  */
 import { Command } from "commander";
 import { DiffevalError } from "../errors.js";
-import { openExtractor } from "../features/extractor.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { writeStatsNpz } from "../io/npz.js";
-import { extractSource } from "../pipeline/resolve-source.js";
 import { parseShardSpec, writeShardPart } from "../io/shard-file.js";
-import { openImageSource } from "../io/sources.js";
 import { computeStatsShard } from "../pipeline/sharded-stats.js";
+import { extractImageSource } from "../pipeline/with-extraction.js";
 import { VERSION } from "../version.js";
 import { addExtractionOptions, extractorOptions, reportSkipped, subsetOptions } from "./common-options.js";
 import { imageProgress } from "./image-progress.js";
@@ -32,7 +30,7 @@ import { statsFetchCommand, statsListCommand } from "./stats-reference.js";
 export function statsCommand(): Command {
   const cmd = new Command("stats")
     .description(
-      "write the mean and covariance of a source's pool3 features to a .npz (readable by pytorch-fid); " +
+      "write the mean and covariance of a source's features (Inception pool3, or the --encoder's) to a .npz (readable by pytorch-fid); " +
         "subcommands: list and fetch published reference statistics, merge shards, build the COCO-30k reference",
     )
     .argument("[source]", "folder, list file or zip of images (a folder named like a subcommand: ./list)")
@@ -53,25 +51,18 @@ export function statsCommand(): Command {
 }
 
 async function writeStats(source: string, out: string, flags: StatsFlags): Promise<void> {
-  const images = await openImageSource(source, subsetOptions(flags));
-  const extractor = await openExtractor(extractorOptions(flags)).catch(async (e: unknown) => {
-    await images.close();
-    throw e;
-  });
   const progress = imageProgress();
-  try {
-    const resolved = await extractSource(source, images, extractor, {
-      onProgress: (done, total) => progress.update("images", done, total),
-    });
-    progress.finish();
-    reportSkipped(source, resolved.skipped);
-    const meta = { ...resolved.meta, tool: "diffeval", tool_version: VERSION, date: new Date().toISOString() };
-    await writeFileAtomic(out, writeStatsNpz(resolved.gaussian, meta));
-    process.stderr.write(`wrote ${out}: n ${resolved.gaussian.n}, d ${resolved.gaussian.mu.length}, protocol ${extractor.protocol}\n`);
-  } finally {
-    await extractor.close();
-    await images.close();
-  }
+  const { resolved } = await extractImageSource(source, {
+    ...extractorOptions(flags),
+    ...subsetOptions(flags),
+    onProgress: (done, total) => progress.update("images", done, total),
+  });
+  progress.finish();
+  reportSkipped(source, resolved.skipped);
+  const meta = { ...resolved.meta, tool: "diffeval", tool_version: VERSION, date: new Date().toISOString() };
+  await writeFileAtomic(out, writeStatsNpz(resolved.gaussian, meta));
+  const encoder = resolved.meta.encoder ? `encoder ${resolved.meta.encoder}, ` : "";
+  process.stderr.write(`wrote ${out}: n ${resolved.gaussian.n}, d ${resolved.gaussian.mu.length}, ${encoder}protocol ${resolved.meta.protocol}\n`);
 }
 
 async function writeShard(source: string, out: string, flags: StatsFlags): Promise<void> {

@@ -4,11 +4,11 @@
  * report. Resumable: a re-run skips the images the manifest holds. Ctrl-C stops after the images
  * in flight (a second Ctrl-C quits at once).
  */
-import { Command, Option } from "commander";
+import { Command } from "commander";
 import { DiffevalError } from "../errors.js";
 import { runSweep, type SweepOutcome } from "../sweep/run-sweep.js";
 import type { RunProgress } from "../sweep/runner.js";
-import { extractorOptions, type ExtractionFlags } from "./common-options.js";
+import { addModelOptions, extractorOptions, type ExtractionFlags } from "./common-options.js";
 import { imageProgress } from "./image-progress.js";
 import { formatProgressLine, type ProgressStream } from "./progress.js";
 
@@ -17,17 +17,11 @@ interface SweepFlags extends Omit<ExtractionFlags, "seed"> {
 }
 
 export function sweepCommand(): Command {
-  return new Command("sweep")
+  const cmd = new Command("sweep")
     .description("generate images over guidance scales x negative prompts (x other axes), evaluate every cell, write a report")
     .argument("<spec>", "sweep spec (JSON)")
-    .option("--dry-run", "print the plan (cells, images, requests) and exit")
-    .addOption(new Option("--protocol <name>", "resize protocol: clean (default), legacy-pytorch, legacy-tensorflow"))
-    .option("--weights <file>", "FID Inception weights (.pth or .onnx); default $DIFFEVAL_WEIGHTS, then the cache")
-    .option("--device <device>", "auto, cpu, cuda or webgpu", "auto")
-    .option("--batch-size <n>", "images per inference batch", "16")
-    .option("--threads <n>", "worker threads for decoding and resizing (default: cores - 1)")
-    .option("--no-cache", "do not read or write the on-disk feature cache")
-    .action(async (specFile: string, flags: SweepFlags) => {
+    .option("--dry-run", "print the plan (cells, images, requests) and exit");
+  return addModelOptions(cmd).action(async (specFile: string, flags: SweepFlags) => {
       if (flags.dryRun) {
         process.stdout.write(planText(await runSweep({ spec: specFile, dryRun: true })));
         return;

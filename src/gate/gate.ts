@@ -16,7 +16,7 @@ import { DiffevalError } from "../errors.js";
 import { selectorMatches } from "./cell-selector.js";
 import { decideChange, isFailure, type Decision } from "./decide.js";
 import { pairCells, type CellPair } from "./match-cells.js";
-import { estimateOf, type Estimate } from "./metric-directions.js";
+import { estimateOf, gateValueOf, type Estimate } from "./metric-directions.js";
 import { cellLabel, type GateResults, type ResultCell } from "./results.js";
 import type { GateRule, RuleSet } from "./rules.js";
 
@@ -135,7 +135,7 @@ function valuesOf(
 }
 
 function estimateIn(cell: ResultCell, metric: string, file: string): Estimate | undefined {
-  const e = estimateOf(Object.hasOwn(cell.metrics, metric) ? cell.metrics[metric] : undefined);
+  const e = estimateOf(gateValueOf(metric, Object.hasOwn(cell.metrics, metric) ? cell.metrics[metric] : undefined));
   if (typeof e !== "string") return e;
   const where = Object.keys(cell.params).length ? ` cell ${cellLabel(cell.params)}:` : "";
   throw new DiffevalError("E_GATE_INPUT", `${file}:${where} ${metric} ${e}`);

@@ -1,31 +1,28 @@
 /**
- * Which way each gateable metric gets worse, and how its value is read from a results file.
- * The keys are those of `diffeval metrics --json` (src/evaluate.ts).
+ * Which way each gateable metric gets worse, and how its value is read from a results file. Both
+ * come from the metric registry (metrics/registry.ts): every key `diffeval metrics --json` (or a
+ * sweep's results) can hold is gateable, under the key's own name.
  */
-import { describeJson, isPlainObject } from "./read-json.js";
+import { METRIC_KEYS, metricKey } from "../metrics/registry.js";
+import { describeJson, isPlainObject } from "../io/read-json.js";
 
 /** The direction of a regression: "up" when a higher value is worse (a distance), "down" when a lower one is. */
 export type BadDirection = "up" | "down";
 
-export const METRIC_DIRECTIONS: ReadonlyMap<string, BadDirection> = new Map<string, BadDirection>([
-  // distances between the real and fake distributions: lower is better
-  ["fid", "up"],
-  ["kid", "up"],
-  ["sfid", "up"],
-  ["fid_infinity", "up"],
-  // MS-SSIM between pairs of fakes is a similarity: higher means less diverse samples
-  ["msssim", "up"],
-  // quality, fidelity and diversity scores: higher is better
-  ["is", "down"],
-  ["precision", "down"],
-  ["recall", "down"],
-  ["density", "down"],
-  ["coverage", "down"],
-  ["vendi", "down"],
-  ["mean_pairwise_distance", "down"],
-]);
+/** Distances and similarities (worse when higher) first, then scores (worse when lower), each in registry order. */
+export const METRIC_DIRECTIONS: ReadonlyMap<string, BadDirection> = new Map(
+  [...METRIC_KEYS.filter((k) => k.better === "lower"), ...METRIC_KEYS.filter((k) => k.better === "higher")].map(
+    (k): [string, BadDirection] => [k.key, k.better === "lower" ? "up" : "down"],
+  ),
+);
 
 export const GATEABLE_METRICS: readonly string[] = [...METRIC_DIRECTIONS.keys()];
+
+/** The value of `key` as the gate compares it (a per-group result: its mean over groups). */
+export function gateValueOf(key: string, value: unknown): unknown {
+  const read = metricKey(key)?.gateValue;
+  return read && value !== undefined ? read(value) : value;
+}
 
 /** A metric's value as the gate compares it: the point estimate, and its bootstrap interval when there is one. */
 export interface Estimate {

@@ -32,7 +32,7 @@
  * sorted): `{"cfg_scale": 7.5}` and `{"cfg_scale": "7.5"}` are different cells.
  */
 import { DiffevalError } from "../errors.js";
-import { describeJson, isPlainObject, parseJsonText } from "./read-json.js";
+import { describeJson, isPlainObject, parseJsonText } from "../io/read-json.js";
 
 export const SWEEP_SCHEMA = "diffeval-sweep-results/1";
 

@@ -26,7 +26,7 @@
 import { DiffevalError } from "../errors.js";
 import { parseCellSelector, selectorText, type CellSelector } from "./cell-selector.js";
 import { GATEABLE_METRICS, METRIC_DIRECTIONS, type BadDirection } from "./metric-directions.js";
-import { describeJson, isPlainObject, parseJsonText } from "./read-json.js";
+import { describeJson, isPlainObject, parseJsonText } from "../io/read-json.js";
 import type { ParamValue } from "./results.js";
 
 export interface GateRule {

@@ -1,12 +1,12 @@
 /** JSON text -> value, with errors that name the file and say what was expected of it. */
-import { DiffevalError } from "../errors.js";
+import { DiffevalError, type ErrorCode } from "../errors.js";
 
 /**
  * Parses `text` (read from `file`). A byte-order mark is dropped (editors on Windows add one);
  * an empty file or invalid JSON is a DiffevalError with `code` naming the file, and `hint` says
  * what the file should have been.
  */
-export function parseJsonText(text: string, file: string, code: string, hint: string): unknown {
+export function parseJsonText(text: string, file: string, code: ErrorCode, hint: string): unknown {
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   if (body.trim() === "") throw new DiffevalError(code, `${file}: the file is empty; expected ${hint}`);
   try {

@@ -18,6 +18,24 @@
 import { DiffevalError } from "../errors.js";
 import type { FeatureMatrix } from "../types.js";
 import { NumpyRandomState } from "../random/numpy-random.js";
+import { gemm } from "../stats/gemm.js";
+
+/** torch-fidelity's default `rng_seed` for the shuffle before the splits (metric_isc.py). */
+export const TORCH_FIDELITY_SHUFFLE_SEED = 2020;
+
+/**
+ * torch-fidelity's Inception Score input: pool3 @ fc.weight^T, all 1008 classes, without the fc
+ * bias ("logits_unbiased"). Computed in float64.
+ */
+export function unbiasedLogits(pool3: FeatureMatrix, fcWeight: Float32Array): FeatureMatrix {
+  const classes = fcWeight.length / pool3.d;
+  const y = gemm(
+    { rows: pool3.n, cols: pool3.d, data: Float64Array.from(pool3.data) },
+    { rows: classes, cols: pool3.d, data: Float64Array.from(fcWeight) },
+    { transB: true },
+  );
+  return { n: pool3.n, d: classes, data: Float32Array.from(y.data) };
+}
 
 export interface InceptionScoreOptions {
   /** Number of splits (default 10). */
@@ -36,7 +54,7 @@ export interface InceptionScoreResult {
 export function inceptionScore(logits: FeatureMatrix, opts: InceptionScoreOptions = {}): InceptionScoreResult {
   const splits = opts.splits ?? 10;
   const { n, d } = logits;
-  if (!Number.isInteger(splits) || splits < 1) throw new DiffevalError("E_ARGUMENT", `Inception Score splits must be a positive integer, got ${splits}`);
+  if (!Number.isInteger(splits) || splits < 1) throw new DiffevalError("E_USAGE", `Inception Score splits must be a positive integer, got ${splits}`);
   if (n < splits) throw new DiffevalError("E_TOO_FEW_SAMPLES", `Inception Score with ${splits} splits needs at least ${splits} samples, got ${n}`);
   if (d < 1) throw new DiffevalError("E_FEATURE_DIM", "Inception Score needs logits with at least one class");
   const order = opts.shuffleSeed === undefined ? null : new NumpyRandomState(opts.shuffleSeed).permutation(n);

@@ -14,15 +14,17 @@ import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import sharp from "sharp";
 import { DiffevalError } from "../errors.js";
-import { openExtractor, type ExtractorOptions } from "../features/extractor.js";
+import { parseJsonText } from "../io/read-json.js";
+import { withExtraction } from "./with-extraction.js";
+import type { ExtractorOptions } from "../features/extractor.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { decodeImage } from "../io/decode.js";
 import { writeStatsNpz } from "../io/npz.js";
-import { extractSource } from "../pipeline/resolve-source.js";
+import { extractSource } from "./resolve-source.js";
 import type { ImageItem } from "../io/sources.js";
 import { centreCropResize } from "../preprocess/centre-crop.js";
 import { VERSION } from "../version.js";
-import { parseCocoCaptions, pickCocoPairs, type CocoPair } from "./coco-captions.js";
+import { parseCocoCaptions, pickCocoPairs, type CocoPair } from "../reference/coco-captions.js";
 
 export interface CocoReferenceOptions extends ExtractorOptions {
   /** The val2014 image folder (file names as in the captions JSON). */
@@ -53,8 +55,8 @@ export async function buildCocoReference(opts: CocoReferenceOptions): Promise<Co
   const pairs = pickCocoPairs(parseCocoCaptions(parseJson(captionsBytes, opts.captions), opts.captions), opts.n, opts.seed);
   await assertImagesPresent(pairs, opts.images);
   const items = pairs.map((p) => resizedItem(p, opts.images, opts.resolution));
-  const extractor = await openExtractor(opts);
-  try {
+  // The items are made here (cropped and resized in memory), so no image source is opened.
+  return withExtraction([], opts, async (_none, extractor) => {
     const spec = `coco:${opts.images}`;
     const source = { kind: "folder" as const, items, close: async () => {} };
     const resolved = await extractSource(spec, source, extractor, { onProgress: opts.onProgress });
@@ -86,9 +88,7 @@ export async function buildCocoReference(opts: CocoReferenceOptions): Promise<Co
     await writeFileAtomic(files.ids, idsText);
     await writeFileAtomic(files.stats, writeStatsNpz(resolved.gaussian, meta));
     return { n: resolved.gaussian.n, protocol: extractor.protocol, files };
-  } finally {
-    await extractor.close();
-  }
+  });
 }
 
 /** One line of prompts.jsonl. */
@@ -97,11 +97,7 @@ function promptLine(p: CocoPair): string {
 }
 
 function parseJson(bytes: Uint8Array, name: string): unknown {
-  try {
-    return JSON.parse(new TextDecoder().decode(bytes));
-  } catch (e) {
-    throw new DiffevalError("E_COCO_FORMAT", `${name}: not valid JSON (${(e as Error).message})`);
-  }
+  return parseJsonText(new TextDecoder().decode(bytes), name, "E_COCO_FORMAT", "COCO's captions_val2014.json");
 }
 
 /** Every chosen image must be there: a silently smaller set would no longer match the prompts. */

@@ -1,9 +1,10 @@
 /**
  * FID between two sources (folders, list files, zips or stats files), with the bookkeeping that
- * makes the number comparable: the protocol and weights it was computed under.
+ * makes the number comparable: the encoder, protocol and weights it was computed under. With an
+ * encoder other than inception the same Frechet distance is FD in that encoder's space.
  */
 import { provenance, resolveSourcePair, type Provenance, type SourcePairOptions } from "./source-pair.js";
-import { frechetDistanceDetails, frechetDistanceFromFeaturesDetails } from "../stats/frechet.js";
+import { frechetDistanceOfSides } from "../stats/frechet.js";
 
 export type FidOptions = SourcePairOptions;
 
@@ -18,11 +19,9 @@ export async function computeFid(opts: FidOptions): Promise<FidResult> {
   const t0 = performance.now();
   const pair = await resolveSourcePair(opts);
   const { real, fake } = pair;
-  // With per-image features on both sides the Gram form is available (and used when n < d).
-  const details =
-    real.features && fake.features
-      ? frechetDistanceFromFeaturesDetails(real.features, fake.features)
-      : frechetDistanceDetails(real.gaussian, fake.gaussian);
+  // With per-image features on both sides the Gram form is available (and used when n < d);
+  // otherwise each side's Gaussian, fitted once when the side was resolved.
+  const details = frechetDistanceOfSides(real, fake);
   return {
     fid: details.value,
     route: details.route,

@@ -12,17 +12,19 @@
  * `cacheVariants` (they are cheap to remake and would fill the cache with files nobody has).
  */
 import { DiffevalError } from "../errors.js";
-import { DEFAULT_PROTOCOL, openExtractor, type Extractor, type ExtractorOptions } from "../features/extractor.js";
+import { DEFAULT_ENCODER } from "../features/encoders.js";
+import type { Extractor, ExtractorOptions } from "../features/extractor.js";
 import { decodeImage, type RgbImage } from "../io/decode.js";
-import { extractSource, isStatsFile, resolveStatsSource, type ResolvedSource } from "../pipeline/resolve-source.js";
-import { openImageSource, type ImageItem, type ImageSource } from "../io/sources.js";
-import { assertComparable } from "../pipeline/source-pair.js";
+import { extractSource, isStatsFile, resolveStatsSource, type ResolvedSource } from "./resolve-source.js";
+import type { ImageItem } from "../io/sources.js";
+import { assertComparable, plannedProtocol } from "./source-pair.js";
+import { withExtraction } from "./with-extraction.js";
 import { frechetDistanceDetails, frechetDistanceFromFeatures } from "../stats/frechet.js";
 import { fitGaussian } from "../stats/gaussian.js";
 import type { FeatureMatrix } from "../types.js";
 import { VERSION } from "../version.js";
-import { psnr, ssim } from "./image-similarity.js";
-import { encodeJpeg, jpegEncoderInfo, type JpegEncoderInfo } from "./jpeg-encoder.js";
+import { psnr, ssim } from "../robustness/image-similarity.js";
+import { encodeJpeg, jpegEncoderInfo, type JpegEncoderInfo } from "../robustness/jpeg-encoder.js";
 
 export const DEFAULT_QUALITIES: readonly number[] = [100, 95, 90, 75, 50];
 
@@ -68,7 +70,10 @@ export interface JpegSample {
 export interface JpegCheckResult {
   results: JpegQualityResult[];
   fid_real_vs_fake?: number;
+  /** The JPEG encoder (its settings). */
   encoder: JpegEncoderInfo;
+  /** The feature space the distances are in, when it is not inception (they are then FDs, not FIDs). */
+  feature_encoder?: string;
   protocol: string;
   weights_sha256: string;
   n_real: number;
@@ -90,24 +95,19 @@ export async function runJpegCheck(opts: JpegCheckOptions): Promise<JpegCheckRes
     throw new DiffevalError("E_USAGE", `${opts.real}: the JPEG check re-encodes the real images; --real must be images (folder, list file or zip), not a stats file`);
   }
   const fakeStats = opts.fake ? await resolveStatsSource(opts.fake, { log: opts.log, onProgress: opts.onDownloadProgress }) : undefined;
-  const protocol = opts.protocol ?? fakeStats?.meta.protocol ?? DEFAULT_PROTOCOL;
-  if (fakeStats && !opts.force) assertComparable(fakeStats, { spec: opts.real, meta: { protocol } });
+  const encoder = opts.encoder ?? DEFAULT_ENCODER;
+  const protocol = plannedProtocol(encoder, opts.protocol, [fakeStats]);
+  const planned = { ...(encoder !== "inception" ? { encoder } : {}), ...(protocol ? { protocol } : {}) };
+  if (fakeStats && !opts.force) assertComparable(fakeStats, { spec: opts.real, meta: planned });
 
-  const subset = { limit: opts.limit, seed: opts.seed };
-  const sources: ImageSource[] = [];
-  let extractor: Extractor | undefined;
-  try {
-    const realImages = await openImageSource(opts.real, subset);
-    sources.push(realImages);
-    const fakeImages = opts.fake && !fakeStats ? await openImageSource(opts.fake, subset) : undefined;
-    if (fakeImages) sources.push(fakeImages);
-    extractor = await openExtractor({ ...opts, protocol });
+  const specs = [opts.real, opts.fake && !fakeStats ? opts.fake : undefined];
+  return withExtraction(specs, { ...opts, protocol }, async ([realImages, fakeImages], extractor) => {
     const progress = (pass: string) => (done: number, total: number) => opts.onProgress?.(pass, done, total);
-    const real = await extractSource(opts.real, realImages, extractor, { onProgress: progress("real") });
+    const real = await extractSource(opts.real, realImages!, extractor, { onProgress: progress("real") });
     const fake = fakeStats ?? (fakeImages && (await extractSource(opts.fake!, fakeImages, extractor, { onProgress: progress("fake") })));
     if (fake && !opts.force) assertComparable(real, fake);
 
-    const items = decodableItems(realImages.items, real);
+    const items = decodableItems(realImages!.items, real);
     const sample: JpegSample = { name: items[0].name, original: await decodeImage(await items[0].read(), items[0].location), variants: [] };
     const results: JpegQualityResult[] = [];
     for (const quality of qualities) {
@@ -125,6 +125,7 @@ export async function runJpegCheck(opts: JpegCheckOptions): Promise<JpegCheckRes
       results,
       ...(fake ? { fid_real_vs_fake: fidAgainst(real.features!, fake) } : {}),
       encoder: jpegEncoderInfo(),
+      ...(extractor.encoder !== "inception" ? { feature_encoder: extractor.encoder } : {}),
       protocol: extractor.protocol,
       weights_sha256: extractor.model.weightsSha256,
       n_real: real.gaussian.n,
@@ -136,10 +137,7 @@ export async function runJpegCheck(opts: JpegCheckOptions): Promise<JpegCheckRes
       skipped: { real: real.skipped.length, fake: fake?.skipped.length ?? 0 },
       sample,
     };
-  } finally {
-    await extractor?.close();
-    for (const s of sources) await s.close();
-  }
+  });
 }
 
 function checkedQualities(qualities: readonly number[]): number[] {
@@ -204,7 +202,7 @@ async function jpegPass(
     },
   }));
   const out = await extractor.extract(copies, onProgress, { cache: opts.cacheVariants === true });
-  return { features: out.pool3, psnr: mean(psnrs), ssim: mean(ssims.filter((v) => !Number.isNaN(v))), bpp: (8 * bytes) / pixels };
+  return { features: out.embedding, psnr: mean(psnrs), ssim: mean(ssims.filter((v) => !Number.isNaN(v))), bpp: (8 * bytes) / pixels };
 }
 
 function mean(values: Float64Array): number {

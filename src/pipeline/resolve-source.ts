@@ -94,17 +94,17 @@ export async function extractSource(
   opts: ExtractSourceOptions = {},
 ): Promise<ResolvedSource> {
   const out = await extractor.extract(source.items, opts.onProgress);
-  if (out.pool3.n < 2) {
+  if (out.embedding.n < 2) {
     throw new DiffevalError(
-      "E_TOO_FEW_IMAGES",
-      `${spec}: ${out.pool3.n} usable image(s)${out.skipped.length ? ` (${out.skipped.length} skipped)` : ""}; a covariance needs at least 2`,
+      "E_TOO_FEW_SAMPLES",
+      `${spec}: ${out.embedding.n} usable image(s)${out.skipped.length ? ` (${out.skipped.length} skipped)` : ""}; a covariance needs at least 2`,
     );
   }
   return {
     spec,
     kind: "images",
-    gaussian: fitGaussian(out.pool3),
-    features: out.pool3,
+    gaussian: fitGaussian(out.embedding),
+    features: out.embedding,
     logits: out.logits,
     spatial: out.spatial,
     names: out.names,
@@ -113,7 +113,7 @@ export async function extractSource(
       ...(extractor.encoder !== "inception" ? { encoder: extractor.encoder } : {}),
       protocol: extractor.protocol,
       weights_sha256: extractor.model.weightsSha256,
-      n: out.pool3.n,
+      n: out.embedding.n,
       source: spec,
     },
   };

@@ -4,12 +4,12 @@
  * exactly (stats/shards.ts). Used by `diffeval stats SOURCE --shard I/N` and `diffeval stats merge`.
  */
 import { readFile } from "node:fs/promises";
-import { openExtractor, type ExtractorOptions } from "../features/extractor.js";
+import type { ExtractorOptions } from "../features/extractor.js";
 import { readShardPart, shardRange, sourceFingerprint } from "../io/shard-file.js";
-import { openImageSource } from "../io/sources.js";
 import { accumulate, createAccumulator, type GaussianAccumulator } from "../stats/gaussian.js";
 import { mergeShards, type MergedShards, type ShardMeta, type ShardSpec } from "../stats/shards.js";
 import { VERSION } from "../version.js";
+import { withExtraction } from "./with-extraction.js";
 
 export interface StatsShardOptions extends ExtractorOptions {
   source: string;
@@ -27,37 +27,30 @@ export interface StatsShard {
 }
 
 export async function computeStatsShard(opts: StatsShardOptions): Promise<StatsShard> {
-  const images = await openImageSource(opts.source, { limit: opts.limit, seed: opts.seed });
-  try {
-    const names = images.items.map((item) => item.name);
+  return withExtraction([opts.source], opts, async ([images], extractor) => {
+    const names = images!.items.map((item) => item.name);
     const range = shardRange(names.length, opts.shard);
-    const extractor = await openExtractor(opts);
-    try {
-      const out = await extractor.extract(images.items.slice(range.start, range.end), opts.onProgress);
-      const acc = createAccumulator(out.pool3.d);
-      accumulate(acc, out.pool3);
-      const meta: ShardMeta = {
-        kind: "diffeval-stats-shard",
-        format: 1,
-        protocol: extractor.protocol,
-        weights_sha256: extractor.model.weightsSha256,
-        source: opts.source,
-        source_fingerprint: sourceFingerprint(names),
-        source_count: names.length,
-        shard: { ...opts.shard, ...range },
-        n: out.pool3.n,
-        skipped: out.skipped.length,
-        d: out.pool3.d,
-        tool_version: VERSION,
-        date: new Date().toISOString(),
-      };
-      return { acc, meta, skipped: out.skipped };
-    } finally {
-      await extractor.close();
-    }
-  } finally {
-    await images.close();
-  }
+    const out = await extractor.extract(images!.items.slice(range.start, range.end), opts.onProgress);
+    const acc = createAccumulator(out.embedding.d);
+    accumulate(acc, out.embedding);
+    const meta: ShardMeta = {
+      kind: "diffeval-stats-shard",
+      format: 1,
+      ...(extractor.encoder !== "inception" ? { encoder: extractor.encoder } : {}),
+      protocol: extractor.protocol,
+      weights_sha256: extractor.model.weightsSha256,
+      source: opts.source,
+      source_fingerprint: sourceFingerprint(names),
+      source_count: names.length,
+      shard: { ...opts.shard, ...range },
+      n: out.embedding.n,
+      skipped: out.skipped.length,
+      d: out.embedding.d,
+      tool_version: VERSION,
+      date: new Date().toISOString(),
+    };
+    return { acc, meta, skipped: out.skipped };
+  });
 }
 
 /** Reads the part files and merges them (refusing mismatched, duplicated or missing shards by name). */

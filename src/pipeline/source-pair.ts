@@ -6,11 +6,11 @@
  * refused (E_PROTOCOL_MISMATCH) unless `force`.
  */
 import { DiffevalError } from "../errors.js";
-import { DEFAULT_PROTOCOL, openExtractor, type Extractor, type ExtractorOptions } from "../features/extractor.js";
+import { DEFAULT_PROTOCOL, type Extractor, type ExtractorOptions } from "../features/extractor.js";
 import { DEFAULT_ENCODER, type EncoderName } from "../features/encoders.js";
 import { POOL3_DIM } from "../features/inception-runner.js";
-import { extractSource, openImageSide, resolveStatsSource, type ResolvedSource } from "./resolve-source.js";
-import type { ImageSource } from "../io/sources.js";
+import { extractSource, resolveStatsSource, type ResolvedSource } from "./resolve-source.js";
+import { withExtraction } from "./with-extraction.js";
 import { censusRecorder, type CensusPair } from "../robustness/format-census.js";
 import { VERSION } from "../version.js";
 
@@ -85,39 +85,34 @@ export async function resolveSourcePair(opts: SourcePairOptions): Promise<Source
   const statsOpts = { log: opts.log, onProgress: opts.onDownloadProgress };
   const stats = await Promise.all(specs.map((s) => resolveStatsSource(s, statsOpts)));
   const encoder = opts.encoder ?? DEFAULT_ENCODER;
-  // An encoder other than inception has its own preprocessing: its protocol is known once it is resolved.
-  const protocol =
-    encoder === "inception" ? (opts.protocol ?? stats.find((s) => s?.meta.protocol)?.meta.protocol ?? DEFAULT_PROTOCOL) : opts.protocol;
-
-  const images: (ImageSource | undefined)[] = [];
-  let extractor: Extractor | undefined;
-  let real: ResolvedSource;
-  let fake: ResolvedSource;
+  const protocol = plannedProtocol(encoder, opts.protocol, stats);
   // The census reads the bytes the extraction reads anyway: no extra I/O.
   const recorders = [censusRecorder(), censusRecorder()] as const;
-  try {
-    for (const [i, spec] of specs.entries()) {
-      images.push(stats[i] ? undefined : await openImageSide(spec, { limit: opts.limit, seed: opts.seed }));
-    }
+  const refuse = () => {
     if (!opts.force) refuseBeforeExtracting(specs, stats, protocol, encoder);
-    if (images.some(Boolean)) extractor = await openExtractor({ ...opts, protocol });
-    const resolve = (i: 0 | 1, side: "real" | "fake") =>
-      stats[i] ??
-      extractSource(specs[i], { ...images[i]!, items: recorders[i].watch(images[i]!.items) }, extractor!, {
-        onProgress: (done, total) => opts.onProgress?.(side, done, total),
-      });
-    real = await resolve(0, "real");
-    fake = await resolve(1, "fake");
-  } finally {
-    await extractor?.close();
-    for (const source of images) await source?.close();
+  };
+  const imageSpecs = specs.map((spec, i) => (stats[i] ? undefined : spec));
+  let extracted: { real: ResolvedSource; fake: ResolvedSource; extractor?: Extractor } | undefined;
+  if (imageSpecs.every((s) => s === undefined)) {
+    refuse();
+    extracted = { real: stats[0]!, fake: stats[1]! };
+  } else {
+    extracted = await withExtraction(imageSpecs, { ...opts, protocol, beforeModel: refuse }, async (images, extractor) => {
+      const resolve = (i: 0 | 1, side: "real" | "fake") =>
+        stats[i] ??
+        extractSource(specs[i], { ...images[i]!, items: recorders[i].watch(images[i]!.items) }, extractor, {
+          onProgress: (done, total) => opts.onProgress?.(side, done, total),
+        });
+      return { real: await resolve(0, "real"), fake: await resolve(1, "fake"), extractor };
+    });
   }
+  const { real, fake, extractor } = extracted;
 
   if (!opts.force) assertComparable(real, fake);
   const d1 = real.gaussian.mu.length;
   const d2 = fake.gaussian.mu.length;
   if (d1 !== d2) {
-    throw new DiffevalError("E_STATS_DIM", `dimension mismatch: ${real.spec} has ${d1}-d features, ${fake.spec} has ${d2}-d`);
+    throw new DiffevalError("E_FEATURE_DIM", `dimension mismatch: ${real.spec} has ${d1}-d features, ${fake.spec} has ${d2}-d`);
   }
   return {
     real,
@@ -128,10 +123,19 @@ export async function resolveSourcePair(opts: SourcePairOptions): Promise<Source
     device: extractor?.device,
     onnxPath: extractor?.model.onnxPath,
     census: {
-      ...(images[0] ? { real: recorders[0].census() } : {}),
-      ...(images[1] ? { fake: recorders[1].census() } : {}),
+      ...(imageSpecs[0] ? { real: recorders[0].census() } : {}),
+      ...(imageSpecs[1] ? { fake: recorders[1].census() } : {}),
     },
   };
+}
+
+/**
+ * The preprocessing an extraction will use: for inception the --protocol, else a stats side's,
+ * else clean; another encoder has its own preprocessing, known once the extractor resolves it.
+ */
+export function plannedProtocol(encoder: EncoderName, protocol: string | undefined, stats: readonly (ResolvedSource | undefined)[]): string | undefined {
+  if (encoder !== "inception") return protocol;
+  return protocol ?? stats.find((s) => s?.meta.protocol)?.meta.protocol ?? DEFAULT_PROTOCOL;
 }
 
 /** A stats file against images: refuse a protocol or dimension mismatch before the slow part. */
@@ -147,7 +151,7 @@ function refuseBeforeExtracting(
   assertComparable(known, { spec: specs[j], meta: { ...(encoder !== "inception" ? { encoder } : {}), ...(protocol ? { protocol } : {}) } });
   const d = known.gaussian.mu.length;
   if (encoder === "inception" && d !== POOL3_DIM) {
-    throw new DiffevalError("E_STATS_DIM", `${known.spec} holds ${d}-d statistics; ${specs[j]} would give ${POOL3_DIM}-d Inception features`);
+    throw new DiffevalError("E_FEATURE_DIM", `${known.spec} holds ${d}-d statistics; ${specs[j]} would give ${POOL3_DIM}-d Inception features`);
   }
 }
 

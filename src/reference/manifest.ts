@@ -13,6 +13,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { DiffevalError } from "../errors.js";
+import { parseJsonText } from "../io/read-json.js";
 import type { Env } from "../models/cache.js";
 import { getWeightsEntry, knownWeightsIds } from "../models/registry.js";
 import { isProtocolName, type ProtocolName } from "../preprocess/protocols.js";
@@ -79,12 +80,7 @@ export function loadManifest(file: string = manifestPath()): ReferenceManifest {
         `check $DIFFEVAL_REFERENCE_MANIFEST or reinstall diffeval`,
     );
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new DiffevalError("E_MANIFEST", `${file}: not valid JSON (${(e as Error).message})`);
-  }
+  const json = parseJsonText(text, file, "E_MANIFEST", "the reference statistics manifest");
   return parseManifest(json, file);
 }
 

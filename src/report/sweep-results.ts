@@ -32,6 +32,8 @@ export interface SweepCellResult {
 export interface SweepResults {
   name: string;
   generator: string;
+  /** The feature space; recorded only when it is not inception (as in `metrics --json`). */
+  encoder?: string;
   protocol: string;
   weights_sha256: string;
   version: string;

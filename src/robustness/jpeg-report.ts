@@ -10,7 +10,7 @@ import type { RgbImage } from "../io/decode.js";
 import { escapeHtml, htmlDocument, htmlTable } from "../report/html.js";
 import { dataUri, enlargedCropPng, pngBytes, type CropBox } from "../report/images.js";
 import { renderPlotSvg, type PlotSpec } from "../report/plot.js";
-import type { JpegCheckResult, JpegQualityResult, JpegSample } from "./jpeg-check.js";
+import type { JpegCheckResult, JpegQualityResult, JpegSample } from "../pipeline/jpeg-check.js";
 import { describeJpegEncoder } from "./jpeg-encoder.js";
 
 export const REPORT_FILE = "index.html";

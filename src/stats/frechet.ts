@@ -137,7 +137,7 @@ export function frechetDistanceFromFeatures(x1: FeatureMatrix, x2: FeatureMatrix
 
 export function frechetDistanceFromFeaturesDetails(x1: FeatureMatrix, x2: FeatureMatrix): FrechetDetails {
   if (x1.d !== x2.d) {
-    throw new DiffevalError("E_STATS_DIM", `feature sets differ in dimension: ${x1.d} vs ${x2.d}`);
+    throw new DiffevalError("E_FEATURE_DIM", `feature sets differ in dimension: ${x1.d} vs ${x2.d}`);
   }
   assertFiniteRows(x1, 0, "first feature set:");
   assertFiniteRows(x2, 0, "second feature set:");
@@ -146,6 +146,28 @@ export function frechetDistanceFromFeaturesDetails(x1: FeatureMatrix, x2: Featur
   }
   if (Math.min(x1.n, x2.n) >= x1.d) return frechetDistanceDetails(fitGaussian(x1), fitGaussian(x2));
   return gramRoute(x1, x2);
+}
+
+/** A side of a Frechet distance: its per-image features, its fitted Gaussian, or both. */
+export type FrechetSide = { features: FeatureMatrix; gaussian?: Gaussian } | { features?: FeatureMatrix; gaussian: Gaussian };
+
+/**
+ * The Frechet distance of two sides, each given as features, an already fitted Gaussian, or both:
+ * the Gram route when both have features and either has fewer rows than dimensions; otherwise
+ * the covariance route on the Gaussians, reusing a side's fitted one (fitting a 2048-d Gaussian to
+ * thousands of rows costs more than the distance itself) and fitting only a side that has none.
+ */
+export function frechetDistanceOfSides(a: FrechetSide, b: FrechetSide): FrechetDetails {
+  if (a.features && b.features && Math.min(a.features.n, b.features.n) < a.features.d) {
+    return frechetDistanceFromFeaturesDetails(a.features, b.features);
+  }
+  const gaussianOf = (s: FrechetSide, which: string) => {
+    if (s.gaussian) return s.gaussian;
+    assertFiniteRows(s.features!, 0, `${which} feature set:`);
+    if (s.features!.n < 2) throw new DiffevalError("E_TOO_FEW_SAMPLES", `a covariance needs at least 2 feature rows, got ${s.features!.n}`);
+    return fitGaussian(s.features!);
+  };
+  return frechetDistanceDetails(gaussianOf(a, "first"), gaussianOf(b, "second"));
 }
 
 /** Rows of the feature set per chunk of the larger set in the Gram route (bounds memory to ~32 MiB). */
@@ -226,7 +248,7 @@ function assemble(meanTerm: number, trace1: number, trace2: number, traceSqrt: n
 function assertGaussian(g: Gaussian, d: number, which: string): void {
   if (g.mu.length !== d || g.sigma.length !== d * d) {
     throw new DiffevalError(
-      "E_STATS_DIM",
+      "E_FEATURE_DIM",
       `the ${which} Gaussian has mu of length ${g.mu.length} and sigma of ${g.sigma.length} values; expected ${d} and ${d * d} (both Gaussians must have the same dimension)`,
     );
   }

@@ -25,6 +25,8 @@ export interface ShardSpec {
 export interface ShardMeta {
   kind: "diffeval-stats-shard";
   format: 1;
+  /** The feature space; absent means inception (parts written before other encoders existed). */
+  encoder?: string;
   protocol: string;
   weights_sha256: string;
   /** The source as given on this shard's command line (paths may differ between machines). */
@@ -76,12 +78,13 @@ export function mergeShards(parts: ShardPart[]): MergedShards {
   let acc = ordered[0].acc;
   for (const part of ordered.slice(1)) acc = mergeAccumulators(acc, part.acc);
   if (acc.n < 2) {
-    throw new DiffevalError("E_TOO_FEW_IMAGES", `the ${parts.length} shard part(s) hold ${acc.n} feature row(s) in all; a covariance needs at least 2`);
+    throw new DiffevalError("E_TOO_FEW_SAMPLES", `the ${parts.length} shard part(s) hold ${acc.n} feature row(s) in all; a covariance needs at least 2`);
   }
   const m = first.meta;
   return {
     gaussian: finalizeGaussian(acc),
     meta: {
+      ...(m.encoder !== undefined && m.encoder !== "inception" ? { encoder: m.encoder } : {}),
       protocol: m.protocol,
       weights_sha256: m.weights_sha256,
       source: m.source,
@@ -93,16 +96,18 @@ export function mergeShards(parts: ShardPart[]): MergedShards {
   };
 }
 
-const SAME_JOB_KEYS = ["protocol", "weights_sha256", "source_fingerprint", "source_count", "d"] as const;
+const SAME_JOB_KEYS = ["encoder", "protocol", "weights_sha256", "source_fingerprint", "source_count", "d"] as const;
 
 function assertSameJob(a: ShardPart, b: ShardPart): void {
   for (const key of SAME_JOB_KEYS) {
-    if (a.meta[key] !== b.meta[key]) {
+    // A part without an encoder predates the other encoders: inception.
+    const [x, y] = key === "encoder" ? [a.meta.encoder ?? "inception", b.meta.encoder ?? "inception"] : [a.meta[key], b.meta[key]];
+    if (x !== y) {
       const what = key === "source_fingerprint" || key === "source_count" ? "source (its sorted item names and count)" : key;
       throw new DiffevalError(
         "E_SHARD_MISMATCH",
-        `${b.name} was computed with ${key} ${b.meta[key]}, ${a.name} with ${a.meta[key]}: ` +
-          `the parts of one job must share protocol, weights and source (${what} differs). Recompute ${b.name} with the same settings.`,
+        `${b.name} was computed with ${key} ${y}, ${a.name} with ${x}: ` +
+          `the parts of one job must share encoder, protocol, weights and source (${what} differs). Recompute ${b.name} with the same settings.`,
       );
     }
   }

@@ -10,10 +10,10 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { embedImages, embedTexts, loadClipModel } from "../cli/clipscore.js";
+import { embedImages, embedTexts, openClipModel } from "../features/clip-model.js";
 import { DiffevalError } from "../errors.js";
 import { clipScore } from "../metrics/clip-score.js";
-import { metricsOfPair, type MetricName, type MetricSettings } from "../pipeline/metrics.js";
+import { metricsOfPair, type MetricSettings } from "../pipeline/metrics.js";
 import type { Extractor } from "../features/extractor.js";
 import type { DeviceName } from "../models/session.js";
 import type { Generator } from "../generators/generator.js";
@@ -117,7 +117,7 @@ async function addClipScores(out: CellEvaluation[], extracted: ExtractedCell[], 
   const withImages = extracted.map((c, i) => ({ c, e: out[i] })).filter(({ c }) => c.entries.length > 0);
   if (withImages.length === 0) return;
   opts.log?.(`CLIP score: ${withImages.length} cell(s) with ${clip.weights}`);
-  const model = await loadClipModel(clip.weights, opts.clipDevice ?? "auto");
+  const model = await openClipModel(clip.weights, { device: opts.clipDevice ?? "auto", log: opts.log });
   try {
     const dim = model.config.projectionDim;
     const texts = opts.plan.prompts.map((p) => p.text);
@@ -133,8 +133,7 @@ async function addClipScores(out: CellEvaluation[], extracted: ExtractedCell[], 
       e.seconds += (performance.now() - t0) / 1000;
     }
   } finally {
-    await model.vision.release();
-    await model.text.release();
+    await model.close();
   }
 }
 
@@ -163,13 +162,13 @@ async function extractCells(opts: EvaluateCellsOptions): Promise<ExtractedCell[]
     }
     opts.log?.(`extracting cell ${cell.index + 1}/${opts.plan.cells.length} ${cell.slug} (${entries.length} images)`);
     const features = await opts.extractor.extract(cellItems(entries, opts.outputDir), (d, t) => opts.onProgress?.(cell, d, t));
-    out.push({ base: { ...base, n: features.pool3.n }, features, spec, entries, seconds: (performance.now() - t0) / 1000 });
+    out.push({ base: { ...base, n: features.embedding.n }, features, spec, entries, seconds: (performance.now() - t0) / 1000 });
   }
   return out;
 }
 
 async function cellMetrics(c: ExtractedCell, settings: MetricSettings, opts: EvaluateCellsOptions): Promise<CellEvaluation> {
-  if (!c.features || c.features.pool3.n < 2) {
+  if (!c.features || c.features.embedding.n < 2) {
     return { ...c.base, metrics: {}, skipped: { all: `${c.base.n} image(s) done; metrics need at least 2` }, seconds: c.seconds };
   }
   const t0 = performance.now();
@@ -177,43 +176,34 @@ async function cellMetrics(c: ExtractedCell, settings: MetricSettings, opts: Eva
   const fake: ResolvedSource = {
     spec: c.spec,
     kind: "images",
-    gaussian: fitGaussian(features.pool3),
-    features: features.pool3,
+    gaussian: fitGaussian(features.embedding),
+    features: features.embedding,
     logits: features.logits,
     names: features.names,
     skipped: features.skipped,
-    meta: { protocol: opts.extractor.protocol, weights_sha256: opts.extractor.model.weightsSha256, n: features.pool3.n, source: c.spec },
+    meta: {
+      ...(opts.extractor.encoder !== "inception" ? { encoder: opts.extractor.encoder } : {}),
+      protocol: opts.extractor.protocol,
+      weights_sha256: opts.extractor.model.weightsSha256,
+      n: features.embedding.n,
+      source: c.spec,
+    },
   };
   const groups = promptGroups(c.entries);
-  const { metrics, tooFew } = metricsForCount(settings.metrics, features.pool3.n, opts.reference.features?.n);
   opts.log?.(`evaluating cell ${c.base.cell.index + 1}/${opts.plan.cells.length} ${c.base.cell.slug}`);
-  const result = await metricsOfPair({ real: opts.reference, fake, onnxPath: opts.extractor.model.onnxPath }, { ...settings, metrics, ...(groups ? { groups } : {}) });
-  return { ...c.base, ...result, skipped: { ...tooFew, ...result.skipped }, seconds: c.seconds + (performance.now() - t0) / 1000 };
-}
-
-/** The fewest images per side each metric needs: IS's 10 splits, k + 1 for the k-NN radii (k = 3, 5). */
-const MIN_IMAGES: Partial<Record<MetricName, number>> = { is: 10, pr: 4, dc: 6 };
-
-/**
- * The metrics a cell of n images (against nReal reference rows) can give; the others are skipped
- * with the reason, so that one small cell does not stop the whole sweep's evaluation.
- */
-function metricsForCount(wanted: MetricName[], n: number, nReal: number | undefined): { metrics: MetricName[]; tooFew: Record<string, string> } {
-  const tooFew: Record<string, string> = {};
-  const metrics = wanted.filter((m) => {
-    const need = MIN_IMAGES[m];
-    const have = m === "is" || nReal === undefined ? n : Math.min(n, nReal);
-    if (need === undefined || have >= need) return true;
-    tooFew[m] = `needs at least ${need} images per side, got ${have}`;
-    return false;
-  });
-  return { metrics, tooFew };
+  // A metric a small cell cannot give (too few images for its splits or k) is skipped with the reason
+  // by the registry, so that one small cell does not stop the whole sweep's evaluation.
+  const result = await metricsOfPair(
+    { real: opts.reference, fake, onnxPath: opts.extractor.model.onnxPath, encoder: opts.extractor.encoder },
+    { ...settings, ...(groups ? { groups } : {}) },
+  );
+  return { ...c.base, ...result, seconds: c.seconds + (performance.now() - t0) / 1000 };
 }
 
 async function metricSettings(opts: EvaluateCellsOptions): Promise<MetricSettings> {
   const { spec } = opts;
   // fc.weight is read once for all cells (reading it decodes the whole ONNX file).
-  const fcWeight = spec.metrics.includes("is") ? (await readOnnxInitializer(opts.extractor.model.onnxPath, "fc.weight")).data : undefined;
+  const fcWeight = spec.metrics.includes("is") && opts.extractor.encoder === "inception" ? (await readOnnxInitializer(opts.extractor.model.onnxPath, "fc.weight")).data : undefined;
   return {
     metrics: spec.metrics,
     bootstrap: spec.bootstrap,

@@ -9,6 +9,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { DiffevalError } from "../errors.js";
+import { parseJsonText } from "../io/read-json.js";
 import { parseCocoCaptions, pickCocoPairs } from "../reference/coco-captions.js";
 import type { PromptSource } from "./spec.js";
 
@@ -63,12 +64,7 @@ function jsonlPrompts(text: string, file: string): Prompt[] {
 }
 
 function jsonPrompts(text: string, file: string, source: { n?: number; seed: number }): Prompt[] {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new DiffevalError("E_SWEEP_SPEC", `${file}: not valid JSON (${(e as Error).message})`);
-  }
+  const json = parseJsonText(text, file, "E_SWEEP_SPEC", "a JSON list of prompts or COCO captions");
   if (Array.isArray(json)) {
     return json.map((p, i) => {
       if (typeof p !== "string" || p.trim() === "") throw new DiffevalError("E_SWEEP_SPEC", `${file}: [${i}] is not a non-empty string`);

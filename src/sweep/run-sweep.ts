@@ -7,6 +7,7 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { DiffevalError } from "../errors.js";
+import type { EncoderName } from "../features/encoders.js";
 import { DEFAULT_PROTOCOL, openExtractor, type Extractor, type ExtractorOptions } from "../features/extractor.js";
 import { POOL3_DIM } from "../features/inception-runner.js";
 import type { Generator } from "../generators/generator.js";
@@ -62,11 +63,16 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepOutcome> {
   if (opts.dryRun) return base;
 
   const stats = isGeneratedReference(spec.reference.source) ? undefined : await resolveStatsSource(spec.reference.source, { log: opts.log });
-  const protocol = spec.protocol ?? opts.protocol ?? stats?.meta.protocol ?? DEFAULT_PROTOCOL;
-  if (stats) assertStatsUsable(stats, protocol);
+  if (opts.encoder !== undefined && opts.encoder !== spec.encoder) {
+    throw new DiffevalError("E_USAGE", `--encoder ${opts.encoder}: a sweep's encoder is its spec's "encoder" field (${spec.encoder} here); set it there, so that the spec records it`);
+  }
+  const inception = spec.encoder === "inception";
+  // Another encoder has its own preprocessing: the protocol is the extractor's, known once it opens.
+  const protocol = inception ? (spec.protocol ?? opts.protocol ?? stats?.meta.protocol ?? DEFAULT_PROTOCOL) : (spec.protocol ?? opts.protocol);
+  if (stats) assertStatsUsable(stats, protocol, spec.encoder);
   if (spec.clip) assertClipWeights(spec.clip.weights);
   // The model first: missing weights stop the sweep before any image is generated.
-  const extractor = await openExtractor({ ...opts, protocol });
+  const extractor = await openExtractor({ ...opts, protocol, encoder: spec.encoder, weights: spec.encoderWeights ?? opts.weights });
   const releaseExtractor = once(() => extractor.close());
   const generator = opts.generator ?? (await createSweepGenerator(spec, { ...(opts.device ? { device: opts.device } : {}), ...(opts.log ? { log: opts.log } : {}) }));
   // A generator made here is closed as soon as the images are made: an in-process one (onnx-sd)
@@ -130,12 +136,13 @@ function planLine(spec: SweepSpec, s: PlanSummary, generator: Generator): string
   return `sweep ${spec.name}: ${s.cells} cells, ${s.images} images (${s.done} done, ${s.requests} to generate), generator ${generator.name} x${generator.concurrency}`;
 }
 
-/** A stats reference must have been made under this sweep's protocol, with Inception's pool3 dimension. */
-function assertStatsUsable(stats: ResolvedSource, protocol: string): void {
-  assertComparable(stats, { spec: `this sweep (protocol ${protocol})`, meta: { protocol } });
+/** A stats reference must have been made with this sweep's encoder and protocol (and Inception's pool3 dimension). */
+function assertStatsUsable(stats: ResolvedSource, protocol: string | undefined, encoder: EncoderName): void {
+  const meta = { ...(encoder !== "inception" ? { encoder } : {}), ...(protocol ? { protocol } : {}) };
+  assertComparable(stats, { spec: `this sweep (encoder ${encoder}${protocol ? `, protocol ${protocol}` : ""})`, meta });
   const d = stats.gaussian.mu.length;
-  if (d !== POOL3_DIM) {
-    throw new DiffevalError("E_STATS_DIM", `${stats.spec} holds ${d}-d statistics; the sweep's images give ${POOL3_DIM}-d Inception features`);
+  if (encoder === "inception" && d !== POOL3_DIM) {
+    throw new DiffevalError("E_FEATURE_DIM", `${stats.spec} holds ${d}-d statistics; the sweep's images give ${POOL3_DIM}-d Inception features`);
   }
 }
 
@@ -153,6 +160,7 @@ function sweepResults(
   return {
     name: spec.name,
     generator: generator.name,
+    ...(extractor.encoder !== "inception" ? { encoder: extractor.encoder } : {}),
     protocol: extractor.protocol,
     weights_sha256: extractor.model.weightsSha256,
     version: VERSION,

@@ -9,10 +9,14 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { DiffevalError } from "../errors.js";
-import { METRIC_NAMES, type MetricName } from "../pipeline/metrics.js";
+import { parseJsonText } from "../io/read-json.js";
+import { DEFAULT_ENCODER, parseEncoderName, type EncoderName } from "../features/encoders.js";
+import { defaultMetrics, getMetric, METRIC_NAMES } from "../metrics/registry.js";
 
-/** What the sweep evaluates by default: everything that works on features of both sides. */
-export const DEFAULT_SWEEP_METRICS: MetricName[] = ["fid", "kid", "is", "pr", "dc", "vendi", "pairwise"];
+/** What the sweep evaluates by default: `diffeval metrics`' defaults for the encoder, and diversity. */
+export function defaultSweepMetrics(encoder: EncoderName): string[] {
+  return [...defaultMetrics(encoder), "vendi", "pairwise"];
+}
 
 export type AxisValue = string | number | boolean;
 
@@ -58,7 +62,11 @@ export interface SweepSpec {
   steps: number;
   axes: [string, AxisValue[]][];
   reference: ReferenceSpec;
-  metrics: MetricName[];
+  metrics: string[];
+  /** The feature space every metric is computed in (default inception). */
+  encoder: EncoderName;
+  /** clip/dinov2 weights: a file or folder (absolute), else the CLI's --weights / --encoder-weights. */
+  encoderWeights?: string;
   bootstrap: number;
   metricSeed: number;
   protocol?: string;
@@ -72,7 +80,7 @@ export interface SweepSpec {
 
 const KNOWN_FIELDS = [
   "name", "generator", "prompts", "prompt_template", "negative_prompts", "guidance_scales", "seeds_per_prompt", "seed",
-  "seeds", "size", "steps", "axes", "reference", "metrics", "bootstrap", "metric_seed", "protocol", "clip", "output", "report", "$schema",
+  "seeds", "size", "steps", "axes", "reference", "metrics", "encoder", "encoder_weights", "bootstrap", "metric_seed", "protocol", "clip", "output", "report", "$schema",
 ] as const;
 
 /** Parameter names the grid already has: an extra axis may not reuse them. */
@@ -83,12 +91,7 @@ export async function loadSweepSpec(file: string): Promise<SweepSpec> {
   const text = await readFile(file, "utf8").catch((e: NodeJS.ErrnoException) => {
     throw new DiffevalError("E_SWEEP_SPEC", `${file}: cannot read the sweep spec (${e.code ?? e.message})`);
   });
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new DiffevalError("E_SWEEP_SPEC", `${file}: not valid JSON (${(e as Error).message.replace(/\s+/g, " ")}); sweep specs are JSON`);
-  }
+  const json = parseJsonText(text, file, "E_SWEEP_SPEC", "a sweep spec; sweep specs are JSON");
   const name = path.basename(file).replace(/\.json$/i, "").replace(/\.sweep$/i, "");
   return parseSweepSpec(json, { baseDir: path.dirname(path.resolve(file)), defaultName: name });
 }
@@ -107,6 +110,7 @@ export function parseSweepSpec(json: unknown, ctx: { baseDir: string; defaultNam
   const [width, height] = sizeOf(spec.size);
   const axes = axesOf(spec.axes);
   const promptTemplate = optional(spec, "prompt_template", (v, f) => templateOf(v, f, axes));
+  const encoder = optional(spec, "encoder", encoderOf) ?? DEFAULT_ENCODER;
   return {
     name,
     baseDir: path.resolve(ctx.baseDir),
@@ -121,7 +125,9 @@ export function parseSweepSpec(json: unknown, ctx: { baseDir: string; defaultNam
     steps: optional(spec, "steps", positiveInt) ?? 20,
     axes,
     reference: referenceOf(spec.reference, resolve),
-    metrics: optional(spec, "metrics", metricsOf) ?? DEFAULT_SWEEP_METRICS,
+    metrics: optional(spec, "metrics", metricsOf) ?? defaultSweepMetrics(encoder),
+    encoder,
+    ...(spec.encoder_weights !== undefined ? { encoderWeights: resolve(nonEmptyString(spec.encoder_weights, "spec.encoder_weights")) } : {}),
     bootstrap: optional(spec, "bootstrap", nonNegativeInt) ?? 0,
     metricSeed: optional(spec, "metric_seed", nonNegativeInt) ?? 0,
     ...(spec.protocol !== undefined ? { protocol: nonEmptyString(spec.protocol, "spec.protocol") } : {}),
@@ -249,11 +255,20 @@ function looksLikePath(s: string): boolean {
   return /[\\/]/.test(s) || /\.[A-Za-z0-9]+$/.test(s) || s === "." || s === "..";
 }
 
-function metricsOf(v: unknown, field: string): MetricName[] {
+function encoderOf(v: unknown, field: string): EncoderName {
+  const name = string(v, field);
+  try {
+    return parseEncoderName(name);
+  } catch (e) {
+    throw specError(field, (e as Error).message);
+  }
+}
+
+function metricsOf(v: unknown, field: string): string[] {
   const names = list(v, field, (x, f) => {
     const n = string(x, f).trim().toLowerCase();
-    if (!(METRIC_NAMES as readonly string[]).includes(n)) throw specError(f, `unknown metric ${JSON.stringify(x)}; choose from ${METRIC_NAMES.join(", ")}`);
-    return n as MetricName;
+    if (!METRIC_NAMES.includes(n)) throw specError(f, `unknown metric ${JSON.stringify(x)}; choose from ${METRIC_NAMES.join(", ")}`);
+    return getMetric(n).name;
   });
   if (names.length === 0) throw specError(field, "empty list; give at least one metric");
   return [...new Set(names)];

@@ -19,6 +19,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { DiffevalError } from "../errors.js";
+import { parseJsonText } from "../io/read-json.js";
 import { htmlUnescape } from "./html-unescape.js";
 
 export type ClipFlavour = "openai" | "hf";
@@ -136,11 +137,7 @@ function formatError(file: string, what: string): DiffevalError {
 }
 
 function parseJson(file: string, text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw formatError(file, `not valid JSON (${(e as Error).message})`);
-  }
+  return parseJsonText(text, `CLIP tokenizer: ${file}`, "E_TOKENIZER_FORMAT", "the tokenizer file of a Hugging Face CLIP checkpoint");
 }
 
 /** A special token of tokenizer_config.json: a string or an AddedToken object with `content`. */
@@ -257,7 +254,7 @@ class ClipBpeTokenizer implements ClipTokenizer {
   tokenize(text: string, opts?: { flavour?: ClipFlavour }): number[] {
     const flavour = opts?.flavour ?? "openai";
     if (flavour !== "openai" && flavour !== "hf") {
-      throw new DiffevalError("E_ARGUMENT", `CLIP tokenizer: flavour must be "openai" or "hf", not ${JSON.stringify(flavour)}`);
+      throw new DiffevalError("E_USAGE", `CLIP tokenizer: flavour must be "openai" or "hf", not ${JSON.stringify(flavour)}`);
     }
     const clean = flavour === "openai" ? cleanOpenai(text) : cleanHf(text);
     const split = flavour === "openai" ? SPLIT_OPENAI : SPLIT_HF;

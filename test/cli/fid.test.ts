@@ -49,7 +49,7 @@ describe("diffeval fid", () => {
     writeFileSync(path.join(one, "a.png"), readFileSync(path.join(real, "real_0000.png")));
     const r2 = await runCli(["fid", "--real", one, "--fake", fake, ...common()]);
     expect(r2.code).toBe(2);
-    expect(r2.stderr).toMatch(/error\[E_TOO_FEW_IMAGES\]/);
+    expect(r2.stderr).toMatch(/error\[E_TOO_FEW_SAMPLES\]/);
   });
 });
 
@@ -95,7 +95,7 @@ describe("diffeval stats and stats files as FID sources", () => {
     expect(Math.abs(JSON.parse(ok.stdout).fid)).toBeLessThan(1e-9);
     const bad = await runCli(["fid", "--real", d64, "--fake", path.join(tmp, "a-legacy.npz"), "--force"]);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/error\[E_STATS_DIM\].*64.*2048/);
+    expect(bad.stderr).toMatch(/error\[E_FEATURE_DIM\].*64.*2048/);
   });
 });
 

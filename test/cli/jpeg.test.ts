@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { jpegJson, jpegTable, parseQualities } from "../../src/cli/jpeg.js";
-import { runJpegCheck, type JpegCheckResult } from "../../src/robustness/jpeg-check.js";
+import { runJpegCheck, type JpegCheckResult } from "../../src/pipeline/jpeg-check.js";
 import { runCli } from "../helpers/cli.js";
 import { fixture } from "../helpers/fixtures.js";
 import { fixtureStateDictPath } from "../helpers/model.js";

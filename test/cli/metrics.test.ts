@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { unbiasedLogits } from "../../src/pipeline/metrics.js";
+import { unbiasedLogits } from "../../src/metrics/inception-score.js";
 import { inceptionScore } from "../../src/metrics/inception-score.js";
 import { readStateDict } from "../../src/models/pth.js";
 import { loadNpy, maxAbsDiff } from "../helpers/arrays.js";
@@ -35,6 +35,18 @@ describe("diffeval metrics", () => {
     expect(json.coverage).toBe(exp.prdc_legacy_pytorch_k5_real_vs_fake.coverage);
     expect(json.is.mean).toBeGreaterThanOrEqual(1);
     expect(json).toMatchObject({ protocol: "legacy-pytorch", n_real: 32, n_fake: 32 });
+  });
+
+  it("gives torch-fidelity's Inception Score: rows shuffled with RandomState(2020) by default, unshuffled with none", async () => {
+    const want = expectedJson().isc_legacy_tensorflow_real_torch_fidelity_splits10_seed2020;
+    const args = ["metrics", "--real", real, "--fake", real, "--protocol", "legacy-tensorflow", "--metrics", "is", "--json", ...common()];
+    const r = await runCli(args);
+    expect(r.code, r.stderr).toBe(0);
+    const is = JSON.parse(r.stdout).is;
+    expect(Math.abs(is.mean - want.inception_score_mean)).toBeLessThan(1e-9);
+    expect(Math.abs(is.std - want.inception_score_std)).toBeLessThan(1e-9);
+    const unshuffled = JSON.parse((await runCli([...args, "--is-shuffle-seed", "none"])).stdout).is;
+    expect(Math.abs(unshuffled.std - want.inception_score_std)).toBeGreaterThan(1e-7);
   });
 
   it("prints an aligned table, with bootstrap intervals when asked", async () => {

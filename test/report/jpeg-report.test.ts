@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { decodeImage } from "../../src/io/decode.js";
-import type { JpegCheckResult } from "../../src/robustness/jpeg-check.js";
+import type { JpegCheckResult } from "../../src/pipeline/jpeg-check.js";
 import { encodeJpeg, jpegEncoderInfo } from "../../src/robustness/jpeg-encoder.js";
 import { largestErrorWindow, writeJpegReport } from "../../src/robustness/jpeg-report.js";
 import { noBrowser, withReportPage } from "../helpers/browser.js";
