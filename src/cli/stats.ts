@@ -52,7 +52,7 @@ export function statsCommand(): Command {
 
 async function writeStats(source: string, out: string, flags: StatsFlags): Promise<void> {
   const progress = imageProgress();
-  const { resolved } = await extractImageSource(source, {
+  const resolved = await extractImageSource(source, {
     ...extractorOptions(flags),
     ...subsetOptions(flags),
     onProgress: (done, total) => progress.update("images", done, total),

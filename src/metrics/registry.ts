@@ -162,18 +162,26 @@ function diversityEntry(
   };
 }
 
-export const METRICS: readonly MetricEntry[] = [
-  {
-    name: "fid",
-    title: "Frechet distance of pool3 Gaussians (pytorch-fid / clean-fid formula)",
-    keys: [{ key: "fid", better: "lower", about: "Frechet Inception Distance" }],
-    encoders: "inception",
+/**
+ * The Frechet distance of the two sides' Gaussians (fid in Inception's space, fd in any encoder's):
+ * each side's fitted Gaussian is reused, the Gram form taken when a side has fewer rows than dimensions.
+ */
+function frechetEntry(name: string, title: string, about: string, encoders: MetricEntry["encoders"], defaultFor: MetricEntry["defaultFor"]): MetricEntry {
+  return {
+    name,
+    title,
+    keys: [{ key: name, better: "lower", about }],
+    encoders,
     needs: [],
-    defaultFor: ["inception"],
+    defaultFor,
     minImages: two,
-    compute: ({ real, fake }) => ({ fid: frechetDistanceOfSides(real, fake).value }),
-    bootstrap: (r, f) => ({ fid: frechetDistanceOfSides({ features: r }, { features: f }).value }),
-  },
+    compute: ({ real, fake }) => ({ [name]: frechetDistanceOfSides(real, fake).value }),
+    bootstrap: (r, f) => ({ [name]: frechetDistanceOfSides({ features: r }, { features: f }).value }),
+  };
+}
+
+export const METRICS: readonly MetricEntry[] = [
+  frechetEntry("fid", "Frechet distance of pool3 Gaussians (pytorch-fid / clean-fid formula)", "Frechet Inception Distance", "inception", ["inception"]),
   {
     name: "kid",
     title: "Kernel Inception Distance: unbiased MMD² with the (x.y/d + 1)³ kernel over seeded subsets",
@@ -250,17 +258,13 @@ export const METRICS: readonly MetricEntry[] = [
     minImages: two,
     compute: ({ real, fake }) => ({ sfid: frechetDistanceOfSides({ features: real.spatial! }, { features: fake.spatial! }).value }),
   },
-  {
-    name: "fd",
-    title: "Frechet distance in the encoder's feature space (FD-DINOv2 with dinov2; equals fid for inception)",
-    keys: [{ key: "fd", better: "lower", about: "Frechet distance in the encoder's space" }],
-    encoders: "any",
-    needs: [],
-    defaultFor: ["other"],
-    minImages: two,
-    compute: ({ real, fake }) => ({ fd: frechetDistanceOfSides(real, fake).value }),
-    bootstrap: (r, f) => ({ fd: frechetDistanceOfSides({ features: r }, { features: f }).value }),
-  },
+  frechetEntry(
+    "fd",
+    "Frechet distance in the encoder's feature space (FD-DINOv2 with dinov2; equals fid for inception)",
+    "Frechet distance in the encoder's space",
+    "any",
+    ["other"],
+  ),
   {
     name: "cmmd",
     title: "CMMD (Jayasumana et al. 2024): RBF-kernel MMD² of L2-normalised embeddings, sigma 10, x1000",
@@ -367,39 +371,35 @@ export function parseMetricNames(names: readonly string[], where = "--metrics"):
   return [...new Set(list)];
 }
 
+/** Why per-image features are missing, naming the stats-file sides; undefined when every side has them. */
+function statsFilesAmong(sides: MetricSide[]): string | undefined {
+  const missing = sides.filter((s) => !s.features);
+  if (missing.length === 0) return undefined;
+  const several = missing.length > 1;
+  return `needs per-image features; ${missing.map((s) => s.spec).join(" and ")} ${several ? "are" : "is a"} stats file${several ? "s" : ""}`;
+}
+
+/** For each need: why these sides do not meet it, or undefined when they do. */
+const UNMET: Record<MetricNeed, (ctx: MetricContext) => string | undefined> = {
+  features: ({ real, fake }) => statsFilesAmong([real, fake]),
+  "fake-features": ({ fake }) => statsFilesAmong([fake]),
+  "any-features": ({ real, fake }) => (real.features || fake.features ? undefined : "needs per-image features; both sides are stats files"),
+  spatial: ({ real, fake }) =>
+    statsFilesAmong([real, fake]) ?? (real.spatial && fake.spatial ? undefined : "needs sFID's spatial features, which were not extracted"),
+  "fake-images": ({ fake }) => (fake.images ? undefined : `needs images; ${fake.spec} is a stats file`),
+  prompts: ({ prompts }) => (prompts ? undefined : "needs each image's prompt (diffeval clipscore, or a sweep with a clip field)"),
+};
+
 /** Why a metric cannot be computed on these sides, or undefined when it can. */
 export function whyNot(entry: MetricEntry, ctx: MetricContext): string | undefined {
   if (entry.encoders === "inception" && ctx.encoder !== "inception") {
     return `exists only for the inception encoder, not ${ctx.encoder}${entry.name === "fid" ? "; fd is the Frechet distance in this encoder's space" : ""}`;
   }
-  const { real, fake } = ctx;
-  const statsFiles = (sides: MetricSide[]) => {
-    const missing = sides.filter((s) => !s.features);
-    return missing.length === 0
-      ? undefined
-      : `needs per-image features; ${missing.map((s) => s.spec).join(" and ")} ${missing.length > 1 ? "are" : "is a"} stats file${missing.length > 1 ? "s" : ""}`;
-  };
   for (const need of entry.needs) {
-    const why =
-      need === "features"
-        ? statsFiles([real, fake])
-        : need === "fake-features"
-          ? statsFiles([fake])
-          : need === "any-features"
-            ? real.features || fake.features
-              ? undefined
-              : "needs per-image features; both sides are stats files"
-            : need === "spatial"
-              ? statsFiles([real, fake]) ?? (real.spatial && fake.spatial ? undefined : "needs sFID's spatial features, which were not extracted")
-              : need === "fake-images"
-                ? fake.images
-                  ? undefined
-                  : `needs images; ${fake.spec} is a stats file`
-                : ctx.prompts
-                  ? undefined
-                  : "needs each image's prompt (diffeval clipscore, or a sweep with a clip field)";
+    const why = UNMET[need](ctx);
     if (why) return why;
   }
+  const { real, fake } = ctx;
   const need = entry.minImages(ctx.settings);
   const n = (side: MetricSide) => side.features?.n ?? side.gaussian.n;
   const have = entry.fakeOnly ? n(fake) : Math.min(n(real) || Infinity, n(fake) || Infinity);

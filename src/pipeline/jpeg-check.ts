@@ -15,12 +15,11 @@ import { DiffevalError } from "../errors.js";
 import { DEFAULT_ENCODER } from "../features/encoders.js";
 import type { Extractor, ExtractorOptions } from "../features/extractor.js";
 import { decodeImage, type RgbImage } from "../io/decode.js";
-import { extractSource, isStatsFile, resolveStatsSource, type ResolvedSource } from "./resolve-source.js";
+import { extractSource, featureSpaceMeta, isStatsFile, resolveStatsSource, type ResolvedSource } from "./resolve-source.js";
 import type { ImageItem } from "../io/sources.js";
 import { assertComparable, plannedProtocol } from "./source-pair.js";
 import { withExtraction } from "./with-extraction.js";
-import { frechetDistanceDetails, frechetDistanceFromFeatures } from "../stats/frechet.js";
-import { fitGaussian } from "../stats/gaussian.js";
+import { frechetDistanceOfSides } from "../stats/frechet.js";
 import type { FeatureMatrix } from "../types.js";
 import { VERSION } from "../version.js";
 import { psnr, ssim } from "../robustness/image-similarity.js";
@@ -97,8 +96,7 @@ export async function runJpegCheck(opts: JpegCheckOptions): Promise<JpegCheckRes
   const fakeStats = opts.fake ? await resolveStatsSource(opts.fake, { log: opts.log, onProgress: opts.onDownloadProgress }) : undefined;
   const encoder = opts.encoder ?? DEFAULT_ENCODER;
   const protocol = plannedProtocol(encoder, opts.protocol, [fakeStats]);
-  const planned = { ...(encoder !== "inception" ? { encoder } : {}), ...(protocol ? { protocol } : {}) };
-  if (fakeStats && !opts.force) assertComparable(fakeStats, { spec: opts.real, meta: planned });
+  if (fakeStats && !opts.force) assertComparable(fakeStats, { spec: opts.real, meta: featureSpaceMeta(encoder, protocol) });
 
   const specs = [opts.real, opts.fake && !fakeStats ? opts.fake : undefined];
   return withExtraction(specs, { ...opts, protocol }, async ([realImages, fakeImages], extractor) => {
@@ -114,16 +112,16 @@ export async function runJpegCheck(opts: JpegCheckOptions): Promise<JpegCheckRes
       const pass = await jpegPass(extractor, items, quality, sample, opts, progress(`q${quality}`));
       results.push({
         quality,
-        fid_real_vs_jpeg: frechetDistanceFromFeatures(real.features!, pass.features),
+        fid_real_vs_jpeg: frechetDistanceOfSides(real, { features: pass.features }).value,
         psnr: pass.psnr,
         ssim: pass.ssim,
         bpp: pass.bpp,
-        ...(fake ? { fid_jpeg_vs_fake: fidAgainst(pass.features, fake) } : {}),
+        ...(fake ? { fid_jpeg_vs_fake: frechetDistanceOfSides({ features: pass.features }, fake).value } : {}),
       });
     }
     return {
       results,
-      ...(fake ? { fid_real_vs_fake: fidAgainst(real.features!, fake) } : {}),
+      ...(fake ? { fid_real_vs_fake: frechetDistanceOfSides(real, fake).value } : {}),
       encoder: jpegEncoderInfo(),
       ...(extractor.encoder !== "inception" ? { feature_encoder: extractor.encoder } : {}),
       protocol: extractor.protocol,
@@ -154,11 +152,6 @@ function checkedQualities(qualities: readonly number[]): number[] {
 function decodableItems(items: ImageItem[], real: ResolvedSource): ImageItem[] {
   const skipped = new Set(real.skipped.map((s) => s.name));
   return items.filter((item) => !skipped.has(item.name));
-}
-
-/** FID of a feature matrix against a side: from features where it has them (the Gram form at small n), else its Gaussian. */
-function fidAgainst(x: FeatureMatrix, side: ResolvedSource): number {
-  return side.features ? frechetDistanceFromFeatures(x, side.features) : frechetDistanceDetails(fitGaussian(x), side.gaussian).value;
 }
 
 interface JpegPass {

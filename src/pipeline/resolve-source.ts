@@ -5,6 +5,7 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { DiffevalError, isDiffevalError } from "../errors.js";
+import type { ExtractedFeatures } from "../features/extract.js";
 import type { Extractor } from "../features/extractor.js";
 import { findReference, loadManifest, manifestPath } from "../reference/manifest.js";
 import { loadReference, type LoadReferenceOptions } from "../reference/load.js";
@@ -39,6 +40,14 @@ export interface ResolvedSource {
   skipped: { name: string; message: string }[];
   /** From the stats file's `meta`, or describing the extraction for image sources. */
   meta: StatsMeta;
+}
+
+/**
+ * The meta keys that say which feature space a side is in: `encoder` only when it is not
+ * inception (files written before other encoders have none, and mean inception), `protocol` when known.
+ */
+export function featureSpaceMeta(encoder: string, protocol: string | undefined): Pick<StatsMeta, "encoder" | "protocol"> {
+  return { ...(encoder !== "inception" ? { encoder } : {}), ...(protocol ? { protocol } : {}) };
 }
 
 export function isStatsFile(spec: string): boolean {
@@ -93,7 +102,14 @@ export async function extractSource(
   extractor: Extractor,
   opts: ExtractSourceOptions = {},
 ): Promise<ResolvedSource> {
-  const out = await extractor.extract(source.items, opts.onProgress);
+  return imagesSide(spec, await extractor.extract(source.items, opts.onProgress), extractor);
+}
+
+/**
+ * An extraction as a resolved side: its Gaussian fitted once (every distance reuses it), the
+ * rows, and the meta a stats file of it records.
+ */
+export function imagesSide(spec: string, out: ExtractedFeatures, extractor: Pick<Extractor, "encoder" | "protocol" | "model">): ResolvedSource {
   if (out.embedding.n < 2) {
     throw new DiffevalError(
       "E_TOO_FEW_SAMPLES",
@@ -110,8 +126,7 @@ export async function extractSource(
     names: out.names,
     skipped: out.skipped,
     meta: {
-      ...(extractor.encoder !== "inception" ? { encoder: extractor.encoder } : {}),
-      protocol: extractor.protocol,
+      ...featureSpaceMeta(extractor.encoder, extractor.protocol),
       weights_sha256: extractor.model.weightsSha256,
       n: out.embedding.n,
       source: spec,

@@ -9,7 +9,7 @@ import { DiffevalError } from "../errors.js";
 import { DEFAULT_PROTOCOL, type Extractor, type ExtractorOptions } from "../features/extractor.js";
 import { DEFAULT_ENCODER, type EncoderName } from "../features/encoders.js";
 import { POOL3_DIM } from "../features/inception-runner.js";
-import { extractSource, resolveStatsSource, type ResolvedSource } from "./resolve-source.js";
+import { extractSource, featureSpaceMeta, resolveStatsSource, type ResolvedSource } from "./resolve-source.js";
 import { withExtraction } from "./with-extraction.js";
 import { censusRecorder, type CensusPair } from "../robustness/format-census.js";
 import { VERSION } from "../version.js";
@@ -148,7 +148,7 @@ function refuseBeforeExtracting(
   const [i, j] = stats[0] ? [0, 1] : [1, 0];
   const known = stats[i];
   if (!known || stats[j]) return;
-  assertComparable(known, { spec: specs[j], meta: { ...(encoder !== "inception" ? { encoder } : {}), ...(protocol ? { protocol } : {}) } });
+  assertComparable(known, { spec: specs[j], meta: featureSpaceMeta(encoder, protocol) });
   const d = known.gaussian.mu.length;
   if (encoder === "inception" && d !== POOL3_DIM) {
     throw new DiffevalError("E_FEATURE_DIM", `${known.spec} holds ${d}-d statistics; ${specs[j]} would give ${POOL3_DIM}-d Inception features`);

@@ -34,13 +34,10 @@ export async function withExtraction<T>(
   }
 }
 
-/** One image source's features and Gaussian (`diffeval stats`, `features`), with the extractor that made them. */
+/** One image source's features and Gaussian (`diffeval stats`); its meta says how they were made. */
 export async function extractImageSource(
   spec: string,
   opts: WithExtractionOptions & { onProgress?: (done: number, total: number) => void },
-): Promise<{ resolved: ResolvedSource; extractor: Pick<Extractor, "encoder" | "protocol" | "model" | "device"> }> {
-  return withExtraction([spec], opts, async ([source], extractor) => ({
-    resolved: await extractSource(spec, source!, extractor, { onProgress: opts.onProgress }),
-    extractor,
-  }));
+): Promise<ResolvedSource> {
+  return withExtraction([spec], opts, ([source], extractor) => extractSource(spec, source!, extractor, { onProgress: opts.onProgress }));
 }

@@ -139,11 +139,8 @@ export function frechetDistanceFromFeaturesDetails(x1: FeatureMatrix, x2: Featur
   if (x1.d !== x2.d) {
     throw new DiffevalError("E_FEATURE_DIM", `feature sets differ in dimension: ${x1.d} vs ${x2.d}`);
   }
-  assertFiniteRows(x1, 0, "first feature set:");
-  assertFiniteRows(x2, 0, "second feature set:");
-  for (const x of [x1, x2]) {
-    if (x.n < 2) throw new DiffevalError("E_TOO_FEW_SAMPLES", `a covariance needs at least 2 feature rows, got ${x.n}`);
-  }
+  checkedRows(x1, "first");
+  checkedRows(x2, "second");
   if (Math.min(x1.n, x2.n) >= x1.d) return frechetDistanceDetails(fitGaussian(x1), fitGaussian(x2));
   return gramRoute(x1, x2);
 }
@@ -161,13 +158,15 @@ export function frechetDistanceOfSides(a: FrechetSide, b: FrechetSide): FrechetD
   if (a.features && b.features && Math.min(a.features.n, b.features.n) < a.features.d) {
     return frechetDistanceFromFeaturesDetails(a.features, b.features);
   }
-  const gaussianOf = (s: FrechetSide, which: string) => {
-    if (s.gaussian) return s.gaussian;
-    assertFiniteRows(s.features!, 0, `${which} feature set:`);
-    if (s.features!.n < 2) throw new DiffevalError("E_TOO_FEW_SAMPLES", `a covariance needs at least 2 feature rows, got ${s.features!.n}`);
-    return fitGaussian(s.features!);
-  };
+  const gaussianOf = (s: FrechetSide, which: string) => s.gaussian ?? fitGaussian(checkedRows(s.features!, which));
   return frechetDistanceDetails(gaussianOf(a, "first"), gaussianOf(b, "second"));
+}
+
+/** `x`, refused when a row is not finite or when it has fewer than the 2 rows a covariance needs. */
+function checkedRows(x: FeatureMatrix, which: string): FeatureMatrix {
+  assertFiniteRows(x, 0, `${which} feature set:`);
+  if (x.n < 2) throw new DiffevalError("E_TOO_FEW_SAMPLES", `a covariance needs at least 2 feature rows, got ${x.n}`);
+  return x;
 }
 
 /** Rows of the feature set per chunk of the larger set in the Gram route (bounds memory to ~32 MiB). */

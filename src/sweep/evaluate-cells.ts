@@ -18,10 +18,9 @@ import type { Extractor } from "../features/extractor.js";
 import type { DeviceName } from "../models/session.js";
 import type { Generator } from "../generators/generator.js";
 import { writeFileAtomic } from "../io/atomic.js";
-import { extractSource, openImageSide, type ResolvedSource } from "../pipeline/resolve-source.js";
+import { extractSource, imagesSide, openImageSide, type ResolvedSource } from "../pipeline/resolve-source.js";
 import type { ImageItem } from "../io/sources.js";
 import type { ExtractedFeatures } from "../features/extract.js";
-import { fitGaussian } from "../stats/gaussian.js";
 import { readOnnxInitializer } from "../models/onnx-metadata.js";
 import type { ManifestDone } from "./manifest.js";
 import type { PlannedCell, SweepPlan } from "./plan.js";
@@ -172,23 +171,7 @@ async function cellMetrics(c: ExtractedCell, settings: MetricSettings, opts: Eva
     return { ...c.base, metrics: {}, skipped: { all: `${c.base.n} image(s) done; metrics need at least 2` }, seconds: c.seconds };
   }
   const t0 = performance.now();
-  const { features } = c;
-  const fake: ResolvedSource = {
-    spec: c.spec,
-    kind: "images",
-    gaussian: fitGaussian(features.embedding),
-    features: features.embedding,
-    logits: features.logits,
-    names: features.names,
-    skipped: features.skipped,
-    meta: {
-      ...(opts.extractor.encoder !== "inception" ? { encoder: opts.extractor.encoder } : {}),
-      protocol: opts.extractor.protocol,
-      weights_sha256: opts.extractor.model.weightsSha256,
-      n: features.embedding.n,
-      source: c.spec,
-    },
-  };
+  const fake = imagesSide(c.spec, c.features, opts.extractor);
   const groups = promptGroups(c.entries);
   opts.log?.(`evaluating cell ${c.base.cell.index + 1}/${opts.plan.cells.length} ${c.base.cell.slug}`);
   // A metric a small cell cannot give (too few images for its splits or k) is skipped with the reason

@@ -8,13 +8,13 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { DiffevalError } from "../errors.js";
 import type { EncoderName } from "../features/encoders.js";
-import { DEFAULT_PROTOCOL, openExtractor, type Extractor, type ExtractorOptions } from "../features/extractor.js";
+import { openExtractor, type Extractor, type ExtractorOptions } from "../features/extractor.js";
 import { POOL3_DIM } from "../features/inception-runner.js";
 import type { Generator } from "../generators/generator.js";
-import { resolveStatsSource, type ResolvedSource } from "../pipeline/resolve-source.js";
+import { featureSpaceMeta, resolveStatsSource, type ResolvedSource } from "../pipeline/resolve-source.js";
 import { writeSweepReport, type SweepReportFiles } from "../report/sweep-report.js";
 import type { SweepResults } from "../report/sweep-results.js";
-import { assertComparable } from "../pipeline/source-pair.js";
+import { assertComparable, plannedProtocol } from "../pipeline/source-pair.js";
 import { VERSION } from "../version.js";
 import { evaluateCells, extractReference, isGeneratedReference, type CellEvaluation } from "./evaluate-cells.js";
 import { createSweepGenerator } from "./generator-factory.js";
@@ -66,9 +66,7 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepOutcome> {
   if (opts.encoder !== undefined && opts.encoder !== spec.encoder) {
     throw new DiffevalError("E_USAGE", `--encoder ${opts.encoder}: a sweep's encoder is its spec's "encoder" field (${spec.encoder} here); set it there, so that the spec records it`);
   }
-  const inception = spec.encoder === "inception";
-  // Another encoder has its own preprocessing: the protocol is the extractor's, known once it opens.
-  const protocol = inception ? (spec.protocol ?? opts.protocol ?? stats?.meta.protocol ?? DEFAULT_PROTOCOL) : (spec.protocol ?? opts.protocol);
+  const protocol = plannedProtocol(spec.encoder, spec.protocol ?? opts.protocol, [stats]);
   if (stats) assertStatsUsable(stats, protocol, spec.encoder);
   if (spec.clip) assertClipWeights(spec.clip.weights);
   // The model first: missing weights stop the sweep before any image is generated.
@@ -138,8 +136,7 @@ function planLine(spec: SweepSpec, s: PlanSummary, generator: Generator): string
 
 /** A stats reference must have been made with this sweep's encoder and protocol (and Inception's pool3 dimension). */
 function assertStatsUsable(stats: ResolvedSource, protocol: string | undefined, encoder: EncoderName): void {
-  const meta = { ...(encoder !== "inception" ? { encoder } : {}), ...(protocol ? { protocol } : {}) };
-  assertComparable(stats, { spec: `this sweep (encoder ${encoder}${protocol ? `, protocol ${protocol}` : ""})`, meta });
+  assertComparable(stats, { spec: `this sweep (encoder ${encoder}${protocol ? `, protocol ${protocol}` : ""})`, meta: featureSpaceMeta(encoder, protocol) });
   const d = stats.gaussian.mu.length;
   if (encoder === "inception" && d !== POOL3_DIM) {
     throw new DiffevalError("E_FEATURE_DIM", `${stats.spec} holds ${d}-d statistics; the sweep's images give ${POOL3_DIM}-d Inception features`);
