@@ -4,6 +4,7 @@
  * label copied from the gate's table is a valid selector.
  */
 import { DiffevalError } from "../errors.js";
+import { parseJsonText } from "../io/read-json.js";
 import { paramText, type CellParams, type ParamValue } from "./results.js";
 
 /** [param, wanted value] pairs, all of which a cell must match; empty: every cell. */
@@ -44,7 +45,7 @@ function sameValue(actual: ParamValue, wanted: ParamValue): boolean {
 function selectorValue(raw: string, where: string): ParamValue {
   if (raw.startsWith('"')) {
     try {
-      const v = JSON.parse(raw) as unknown;
+      const v = parseJsonText(raw, where, "E_GATE_RULE", "one JSON string");
       if (typeof v === "string") return v;
     } catch {
       // reported below

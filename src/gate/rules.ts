@@ -49,7 +49,10 @@ export interface RuleSet {
 }
 
 const RULE_SHAPE = /^\s*([A-Za-z_]\w*)\s*(?:\[(.*)\])?\s*:\s*(.*?)\s*$/s;
-const BOUND_SHAPE = /^([+-])?\s*((?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)\s*(%)?$/i;
+// One grammar for an amount, on the command line (after its sign) and in a rules file's strings.
+const AMOUNT = "((?:\\d+\\.?\\d*|\\.\\d+)(?:e[+-]?\\d+)?)\\s*(%)?";
+const BOUND_SHAPE = new RegExp(`^([+-])?\\s*${AMOUNT}$`, "i");
+const AMOUNT_SHAPE = new RegExp(`^\\s*${AMOUNT}\\s*$`, "i");
 const EXAMPLES = '"fid:+0.5", "kid:+10%", "precision:-0.02", "fid[cfg_scale=7.5]:+1"';
 
 /** Parses one rule string; `source` names where it came from in error messages. */
@@ -66,7 +69,8 @@ export function parseRule(text: string, source = "--rule"): GateRule {
   const wantSign = direction === "up" ? "+" : "-";
   if (sign !== wantSign) throw ruleError(where, signAdvice(metric, direction, sign === undefined));
   const cell = selector === undefined ? [] : parseCellSelector(selector, where);
-  return makeRule(metric, direction, cell, Number(digits) / (percent ? 100 : 1), Boolean(percent), source);
+  const { amount, relative } = allowance(Number(digits), Boolean(percent), where, boundText);
+  return makeRule(metric, direction, cell, amount, relative, source);
 }
 
 /** Parses and validates a rules file; errors name the file and the field at fault. */
@@ -105,10 +109,23 @@ function ruleFromEntry(entry: unknown, where: string): GateRule {
 }
 
 function amountOf(v: unknown, where: string): { amount: number; relative: boolean } {
-  if (typeof v === "number" && Number.isFinite(v) && v >= 0) return { amount: v, relative: false };
-  const percent = typeof v === "string" ? /^\s*(\d+\.?\d*|\.\d+)\s*%\s*$/.exec(v) : null;
-  if (percent) return { amount: Number(percent[1]) / 100, relative: true };
+  if (typeof v === "number" && v >= 0) return allowance(v, false, where, String(v));
+  const shape = typeof v === "string" ? AMOUNT_SHAPE.exec(v) : null;
+  if (shape?.[2]) return allowance(Number(shape[1]), true, where, describeJson(v));
   throw ruleError(where, `is ${describeJson(v)}; expected a number >= 0 (absolute) or a string like "10%" (relative to the baseline)`);
+}
+
+/**
+ * The allowance both rule forms end in: `value` in the metric's units, or a percentage of the
+ * baseline when `percent`. It must be finite: `1e400` reads as Infinity (in JSON.parse and in
+ * Number alike), and an infinite allowance would pass every regression.
+ */
+function allowance(value: number, percent: boolean, where: string, written: string): { amount: number; relative: boolean } {
+  const amount = percent ? value / 100 : value;
+  if (!Number.isFinite(amount)) {
+    throw ruleError(where, `the allowance ${written} is not a finite number (it reads as ${amount}); give the largest change the gate should accept, e.g. ${EXAMPLES}`);
+  }
+  return { amount, relative: percent };
 }
 
 function cellOf(v: unknown, where: string): CellSelector {

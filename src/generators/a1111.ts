@@ -18,6 +18,7 @@
  * that into `prompt`); this adapter sends the prompt verbatim.
  */
 import { DiffevalError } from "../errors.js";
+import { parseJsonText } from "../io/read-json.js";
 import type { GeneratedImage, GenerationRequest, Generator } from "./generator.js";
 import { checkBaseUrl, checkCount, clip, createHttpClient, limitConcurrency, type HttpClient } from "./http-client.js";
 import { imageFormatOf } from "./image-format.js";
@@ -163,9 +164,9 @@ function parsedInfo(raw: unknown): Txt2ImgInfo {
     throw new DiffevalError("E_GENERATOR", `${SERVICE} txt2img answer has no \`info\`; cannot tell which seed was used`);
   }
   try {
-    return JSON.parse(raw) as Txt2ImgInfo;
-  } catch {
-    throw new DiffevalError("E_GENERATOR", `${SERVICE} txt2img answer: \`info\` is not a JSON string: ${clip(raw)}`);
+    return parseJsonText(raw, "`info`", "E_GENERATOR", "the JSON text of Processed.js()") as Txt2ImgInfo;
+  } catch (e) {
+    throw new DiffevalError("E_GENERATOR", `${SERVICE} txt2img answer: ${(e as Error).message}: ${clip(raw)}`);
   }
 }
 

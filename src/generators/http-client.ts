@@ -8,6 +8,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { DiffevalError } from "../errors.js";
+import { parseJsonText } from "../io/read-json.js";
 
 export interface HttpClientOptions {
   /** Who is being talked to, for messages ("A1111", "ComfyUI"). */
@@ -42,9 +43,9 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       const res = await send(method, pathname, body, signal);
       const text = await res.text();
       try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        throw new DiffevalError("E_GENERATOR", `${options.service} ${method} ${pathname}: answer is not JSON: ${clip(text)}`);
+        return parseJsonText(text, "answer", "E_GENERATOR", "a JSON answer");
+      } catch (e) {
+        throw new DiffevalError("E_GENERATOR", `${options.service} ${method} ${pathname}: ${(e as Error).message}: ${clip(text)}`);
       }
     },
     bytes: async (pathname, signal) => new Uint8Array(await (await send("GET", pathname, undefined, signal)).arrayBuffer()),

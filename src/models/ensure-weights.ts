@@ -11,6 +11,7 @@ import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { DiffevalError } from "../errors.js";
 import { sha256File, writeFileAtomic } from "../io/atomic.js";
+import { parseJsonText } from "../io/read-json.js";
 import { hashMemoPath, weightsCachePath, type Env } from "./cache.js";
 import { downloadVerified, type ProgressCallback } from "./download.js";
 import {
@@ -155,7 +156,7 @@ async function saveMemo(memoPath: string, memo: HashMemo): Promise<void> {
 
 async function readMemo(memoPath: string): Promise<HashMemo | undefined> {
   try {
-    const m = JSON.parse(await readFile(memoPath, "utf8")) as Partial<HashMemo>;
+    const m = parseJsonText(await readFile(memoPath, "utf8"), memoPath, "E_WEIGHTS_SHA256", "a hash memo") as Partial<HashMemo>;
     const ok =
       typeof m.sha256 === "string" && /^[0-9a-f]{64}$/.test(m.sha256) &&
       typeof m.size === "number" && typeof m.mtimeMs === "number";

@@ -24,6 +24,7 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { writeFileAtomic } from "../io/atomic.js";
+import { parseJsonText } from "../io/read-json.js";
 import { type Env, webgpuProbePath } from "./cache.js";
 import { OnnxGraph } from "./onnx-graph.js";
 import { clip, ortMessage } from "./ort-message.js";
@@ -189,7 +190,7 @@ function dawnWarning(stderr: string): string | undefined {
 
 function readVerdict(file: string, key: string): Omit<WebGpuProbe, "cached"> | undefined {
   try {
-    const r = JSON.parse(readFileSync(file, "utf8")) as Partial<WebGpuProbe> & { key?: string };
+    const r = parseJsonText(readFileSync(file, "utf8"), file, "E_DEVICE", "a WebGPU probe verdict") as Partial<WebGpuProbe> & { key?: string };
     if (r.key !== key || typeof r.ok !== "boolean" || typeof r.reason !== "string") return undefined;
     return { ok: r.ok, reason: r.reason, ms: Number(r.ms) || 0, ...(typeof r.dawn === "string" ? { dawn: r.dawn } : {}) };
   } catch {

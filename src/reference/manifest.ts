@@ -125,14 +125,14 @@ function parseEntry(raw: unknown, where: string): ReferenceEntry {
   const o = asObject(raw, where);
   const name = str(o, "name", where);
   if (!NAME_RE.test(name)) throw fieldError(where, "name", "lower-case letters, digits, '.', '_' and '-' only");
-  const at = `${where} ('${name}')`;
+  const at = `${where} ('${excerpt(name)}')`;
   const aliases = o.aliases === undefined ? [] : strArray(o, "aliases", at);
-  for (const a of aliases) if (!NAME_RE.test(a)) throw fieldError(at, "aliases", `'${a}' is not a valid name`);
+  for (const a of aliases) if (!NAME_RE.test(a)) throw fieldError(at, "aliases", `'${excerpt(a)}' is not a valid name`);
   const protocol = str(o, "protocol", at);
-  if (!isProtocolName(protocol)) throw fieldError(at, "protocol", `'${protocol}' is not one of clean, legacy-pytorch, legacy-tensorflow`);
+  if (!isProtocolName(protocol)) throw fieldError(at, "protocol", `'${excerpt(protocol)}' is not one of clean, legacy-pytorch, legacy-tensorflow`);
   const weights = o.weights === undefined || o.weights === null ? null : str(o, "weights", at);
   if (weights !== null && !knownWeightsIds().includes(weights)) {
-    throw fieldError(at, "weights", `'${weights}' is not a known weights id (${knownWeightsIds().join(", ")})`);
+    throw fieldError(at, "weights", `'${excerpt(weights)}' is not a known weights id (${knownWeightsIds().join(", ")})`);
   }
   const url = str(o, "url", at);
   if (!/^https?:\/\//.test(url)) throw fieldError(at, "url", "must be an http(s) URL");
@@ -198,8 +198,14 @@ function strArray(o: Record<string, unknown>, key: string, where: string): strin
 function positiveIntOrNull(o: Record<string, unknown>, key: string, where: string): number | null {
   const v = o[key];
   if (v === null) return null;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) throw fieldError(where, key, "must be a positive integer or null");
+  // Safe integers only: 1e300 is an integer to Number.isInteger, but no count of images.
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1) throw fieldError(where, key, "must be a positive integer (below 2^53) or null");
   return v;
+}
+
+/** A manifest string as quoted in a message: its first 80 characters. */
+function excerpt(s: string): string {
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
 function fieldError(where: string, key: string, what: string): DiffevalError {

@@ -19,7 +19,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { DiffevalError } from "../errors.js";
-import { parseJsonText } from "../io/read-json.js";
+import { describeJson, parseJsonText } from "../io/read-json.js";
 import { htmlUnescape } from "./html-unescape.js";
 
 export type ClipFlavour = "openai" | "hf";
@@ -50,6 +50,8 @@ export interface ClipTokenizer {
 }
 
 const CLIP_CONTEXT = 77;
+/** The largest token id an int32 input_ids row holds (CLIP's vocabulary ends at 49407). */
+const MAX_TOKEN_ID = 0x7fffffff;
 const DEFAULT_BOS = "<|startoftext|>";
 const DEFAULT_EOS = "<|endoftext|>";
 
@@ -164,8 +166,9 @@ async function readFiles(dir: string): Promise<TokenizerFiles> {
   }
   const vocab = new Map<string, number>();
   for (const [tok, id] of Object.entries(vocabJson as Record<string, unknown>)) {
-    if (typeof id !== "number" || !Number.isInteger(id) || id < 0) {
-      throw formatError(vocabF.file, `token ${JSON.stringify(tok)} has id ${JSON.stringify(id)}, not a non-negative integer`);
+    // Ids are stored in Int32Array rows (the text encoder's input_ids), so they must fit int32.
+    if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id > MAX_TOKEN_ID) {
+      throw formatError(vocabF.file, `token ${JSON.stringify(tok.slice(0, 80))} has id ${describeJson(id)}, not an integer from 0 to ${MAX_TOKEN_ID}`);
     }
     vocab.set(tok, id);
   }
@@ -184,7 +187,7 @@ async function readFiles(dir: string): Promise<TokenizerFiles> {
     if (line.trim() === "") continue;
     const parts = line.split(" ");
     if (parts.length !== 2 || parts[0] === "" || parts[1] === "") {
-      throw formatError(mergesF.file, `line ${i + 1} is not "LEFT RIGHT": ${JSON.stringify(line)}`);
+      throw formatError(mergesF.file, `line ${i + 1} is not "LEFT RIGHT": ${JSON.stringify(line.slice(0, 80))}`);
     }
     const key = `${parts[0]} ${parts[1]}`;
     if (!ranks.has(key)) ranks.set(key, ranks.size);
@@ -200,7 +203,7 @@ async function readFiles(dir: string): Promise<TokenizerFiles> {
   const eos = tokenContent(cfg, "eos_token", DEFAULT_EOS, cfgF.file);
   const pad = tokenContent(cfg, "pad_token", eos, cfgF.file);
   for (const [key, tok] of [["bos_token", bos], ["eos_token", eos], ["pad_token", pad]] as const) {
-    if (!vocab.has(tok)) throw formatError(cfgF.file, `${key} ${JSON.stringify(tok)} is not in ${vocabF.file}`);
+    if (!vocab.has(tok)) throw formatError(cfgF.file, `${key} ${JSON.stringify(tok.slice(0, 80))} is not in ${vocabF.file}`);
   }
   // Hugging Face writes a huge sentinel (1e30) when the length was not set; CLIP's context is 77.
   const mml = cfg.model_max_length;
@@ -318,7 +321,7 @@ class ClipBpeTokenizer implements ClipTokenizer {
     const hit = this.specialWords.get(word) ?? this.cache.get(word);
     if (hit !== undefined) return hit;
 
-    const parts = Array.from(word);
+    let parts = Array.from(word);
     parts[parts.length - 1] += "</w>";
     while (parts.length > 1) {
       let best = -1;
@@ -344,8 +347,8 @@ class ClipBpeTokenizer implements ClipTokenizer {
           i += 1;
         }
       }
-      parts.length = 0;
-      parts.push(...merged);
+      // Not parts.push(...merged): spreading a long word's pieces as arguments overflows the stack.
+      parts = merged;
     }
 
     const ids = parts.map((p) => {

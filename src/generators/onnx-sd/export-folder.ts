@@ -28,6 +28,14 @@ import { fromHalfArray, toHalfArray } from "./float16.js";
 export const DEFAULT_VAE_SCALING = 0.18215;
 /** Pixels per latent cell (the SD VAE halves the resolution three times). */
 export const LATENT_FACTOR = 8;
+/**
+ * The largest UNet `sample_size` (latent side) accepted from unet/config.json: SD 1.x uses 64,
+ * SD 2.x 96, SDXL 128; 1024 (8192-pixel images) leaves room without letting a corrupt config size
+ * the default latents (channels x side^2 floats) in gigabytes.
+ */
+export const MAX_SAMPLE_SIZE = 1024;
+/** The most latent channels a UNet input may declare: SD 1.x/2.x use 4, SD3 and Flux 16. */
+export const MAX_LATENT_CHANNELS = 64;
 
 type FloatType = "float32" | "float16";
 
@@ -72,8 +80,10 @@ export async function openSdExport(dir: string, device: DeviceName = "auto"): Pr
   const tokenizer = await loadClipTokenizer(path.join(root, "tokenizer"));
   const schedulerFile = path.join(root, "scheduler", "scheduler_config.json");
   const schedulerConfig = { json: await readJson(schedulerFile), file: schedulerFile };
-  const vaeConfig = await readOptionalJson(path.join(root, "vae_decoder", "config.json"));
-  const unetConfig = await readOptionalJson(path.join(root, "unet", "config.json"));
+  const vaeConfigFile = path.join(root, "vae_decoder", "config.json");
+  const unetConfigFile = path.join(root, "unet", "config.json");
+  const vaeScaling = vaeScalingOf(await readOptionalJson(vaeConfigFile), vaeConfigFile);
+  const nativeSize = nativeSizeOf(await readOptionalJson(unetConfigFile), unetConfigFile);
 
   const sessions: Partial<Record<Part, ort.InferenceSession>> = {};
   let resolved: ResolvedDevice | undefined;
@@ -92,7 +102,7 @@ export async function openSdExport(dir: string, device: DeviceName = "auto"): Pr
   const unet = sessions.unet!;
   const vae = sessions.vae_decoder!;
   try {
-    return bindExport({ root, device: resolved!, skipped, tokenizer, schedulerConfig, vaeConfig, unetConfig, text, unet, vae });
+    return bindExport({ root, device: resolved!, skipped, tokenizer, schedulerConfig, vaeScaling, nativeSize, text, unet, vae });
   } catch (e) {
     await Promise.all([text.release(), unet.release(), vae.release()]);
     throw e;
@@ -127,8 +137,8 @@ interface Bindings {
   skipped: string[];
   tokenizer: ClipTokenizer;
   schedulerConfig: { json: unknown; file: string };
-  vaeConfig: Record<string, unknown> | undefined;
-  unetConfig: Record<string, unknown> | undefined;
+  vaeScaling: number;
+  nativeSize: number | undefined;
   text: ort.InferenceSession;
   unet: ort.InferenceSession;
   vae: ort.InferenceSession;
@@ -153,7 +163,11 @@ function bindExport(b: Bindings): SdExport {
   if (timestep.shape.length > 1) throw inputError(unetFile, `timestep has rank ${timestep.shape.length}; expected a scalar or a vector`);
   if (unetInputs.sample.shape.length !== 4) throw inputError(unetFile, `sample has rank ${unetInputs.sample.shape.length}; expected [batch, channels, height, width]`);
   const channels = unetInputs.sample.shape[1];
-  const latentChannels = typeof channels === "number" ? channels : 4;
+  // A fixed channel count sizes every latent array; a dynamic one (a name, or -1) means SD's 4.
+  if (typeof channels === "number" && channels > MAX_LATENT_CHANNELS) {
+    throw inputError(unetFile, `sample has ${channels} channels; Stable Diffusion UNets take 4 (at most ${MAX_LATENT_CHANNELS} are accepted)`);
+  }
+  const latentChannels = typeof channels === "number" && channels > 0 ? channels : 4;
   const unetOutput = outputName(b.unet, "out_sample");
 
   const vaeInputs = inputsOf(b.vae, vaeFile, ["latent_sample"]);
@@ -170,8 +184,6 @@ function bindExport(b: Bindings): SdExport {
     throw inputError(vaeFile, `latent_sample has ${vaeChannels} channels but the UNet's sample has ${latentChannels}`);
   }
 
-  const scaling = b.vaeConfig?.scaling_factor;
-  const sampleSize = b.unetConfig?.sample_size;
   const contextLength = b.tokenizer.contextLength;
 
   return {
@@ -180,9 +192,9 @@ function bindExport(b: Bindings): SdExport {
     skipped: b.skipped,
     tokenizer: b.tokenizer,
     schedulerConfig: b.schedulerConfig,
-    vaeScaling: typeof scaling === "number" && scaling > 0 ? scaling : DEFAULT_VAE_SCALING,
+    vaeScaling: b.vaeScaling,
     latentChannels,
-    nativeSize: typeof sampleSize === "number" && Number.isInteger(sampleSize) && sampleSize > 0 ? sampleSize * LATENT_FACTOR : undefined,
+    nativeSize: b.nativeSize,
     halfPrecision: sampleType === "float16",
 
     async encodeText(ids, batch) {
@@ -287,6 +299,24 @@ async function readJson(file: string): Promise<unknown> {
     throw layoutError(`cannot read ${file}: ${(e as Error).message}`);
   }
   return parseJsonText(text, file, "E_SD_EXPORT", "a diffusers/optimum config file");
+}
+
+/** vae_decoder/config.json's `scaling_factor`: a finite number > 0 when given (JSON's 1e400 reads
+ * as Infinity), else SD's constant; a value of another type is ignored, as before. */
+function vaeScalingOf(config: Record<string, unknown> | undefined, file: string): number {
+  const v = config?.scaling_factor;
+  if (typeof v !== "number") return DEFAULT_VAE_SCALING;
+  if (Number.isFinite(v) && v > 0) return v;
+  throw layoutError(`${file}: scaling_factor is ${v}; expected a finite number > 0 (SD 1.x/2.x use ${DEFAULT_VAE_SCALING})`);
+}
+
+/** unet/config.json's `sample_size` in pixels when it is one integer latent side (diffusers also
+ * allows a [height, width] pair, which leaves the default size); out of range is refused. */
+function nativeSizeOf(config: Record<string, unknown> | undefined, file: string): number | undefined {
+  const v = config?.sample_size;
+  if (typeof v !== "number") return undefined;
+  if (Number.isInteger(v) && v >= 1 && v <= MAX_SAMPLE_SIZE) return v * LATENT_FACTOR;
+  throw layoutError(`${file}: sample_size is ${v}; expected an integer latent side from 1 to ${MAX_SAMPLE_SIZE} (SD 1.x uses 64, SD 2.x 96)`);
 }
 
 async function readOptionalJson(file: string): Promise<Record<string, unknown> | undefined> {

@@ -34,8 +34,17 @@
  *   never silently ignored.
  */
 import { DiffevalError } from "../../../errors.js";
+import { describeJson } from "../../../io/read-json.js";
 
 export type SchedulerName = "ddim" | "euler" | "pndm";
+
+/**
+ * The most training timesteps a config may declare. Every released DDPM, Stable Diffusion 1.x/2.x
+ * and SDXL checkpoint was trained with 1000 (diffusers' default); the cap leaves a hundredfold room
+ * for research schedules while keeping the tables built from it (a few float32 arrays of that
+ * length) small: 10^9 would be gigabytes and minutes before the first step.
+ */
+export const MAX_TRAIN_TIMESTEPS = 100_000;
 
 /** The built-in schedulers, in the order the CLI lists them. */
 export const SCHEDULERS: readonly SchedulerName[] = ["ddim", "euler", "pndm"];
@@ -107,7 +116,7 @@ export function parseSchedulerConfig(json: unknown, source: string, kind?: Sched
   }
   const read = new KeyReader(raw, source, CLASS_OF[resolvedKind]);
 
-  const numTrainTimesteps = read.integer("num_train_timesteps", 1000, 1);
+  const numTrainTimesteps = read.integer("num_train_timesteps", 1000, 1, MAX_TRAIN_TIMESTEPS, "every released DDPM and Stable Diffusion model uses 1000");
   const trainedBetas = read.betas("trained_betas", numTrainTimesteps);
   const config: SchedulerConfig = {
     kind: resolvedKind,
@@ -118,7 +127,8 @@ export function parseSchedulerConfig(json: unknown, source: string, kind?: Sched
     betaSchedule: read.choice("beta_schedule", "linear", ["linear", "scaled_linear", "squaredcos_cap_v2"] as const),
     trainedBetas,
     predictionType: predictionTypeFor(resolvedKind, read),
-    stepsOffset: read.integer("steps_offset", 0, 0),
+    // An offset of N or more puts every "leading" timestep past the training schedule.
+    stepsOffset: read.integer("steps_offset", 0, 0, numTrainTimesteps - 1, "an offset within the num_train_timesteps training steps"),
     timestepSpacing: read.choice("timestep_spacing", resolvedKind === "euler" ? "linspace" : "leading", ["leading", "linspace", "trailing"] as const),
     clipSample: resolvedKind === "ddim" ? read.boolean("clip_sample", true) : false,
     clipSampleRange: resolvedKind === "ddim" ? read.number("clip_sample_range", 1.0, 0) : 1.0,
@@ -126,7 +136,24 @@ export function parseSchedulerConfig(json: unknown, source: string, kind?: Sched
     finalSigmasType: resolvedKind === "euler" ? read.choice("final_sigmas_type", "zero", ["zero", "sigma_min"] as const) : "zero",
   };
   refuseUnbuiltFeatures(resolvedKind, read, config);
+  checkBetaRange(config);
   return config;
+}
+
+/**
+ * beta_start and beta_end, where they make the betas (a linear or scaled_linear schedule without
+ * trained_betas; diffusers ignores them otherwise): each beta is the variance of the noise one
+ * training step adds (Ho et al. 2020, eq. 2), so 0 < beta < 1, and every published schedule rises.
+ * A beta_end of 1.5 makes 1 - beta negative, alphas_cumprod change sign and the noise levels NaN.
+ */
+function checkBetaRange(config: SchedulerConfig): void {
+  if (config.trainedBetas !== null || config.betaSchedule === "squaredcos_cap_v2") return;
+  const { betaStart, betaEnd } = config;
+  if (betaStart > 0 && betaStart <= betaEnd && betaEnd < 1) return;
+  throw configError(
+    config.source,
+    `beta_start ${betaStart} and beta_end ${betaEnd} must satisfy 0 < beta_start <= beta_end < 1 (each beta is the variance of one training step's noise; Stable Diffusion uses 0.00085 and 0.012)`,
+  );
 }
 
 /** diffusers' prediction types per class: DDIM all three, Euler all three ("original_sample" is its
@@ -180,7 +207,7 @@ class KeyReader {
   }
 
   private bad(key: string, expected: string): DiffevalError {
-    return configError(this.source, `"${key}" must be ${expected} (as ${this.className} takes it), got ${JSON.stringify(this.value(key))}`);
+    return configError(this.source, `"${key}" must be ${expected} (as ${this.className} takes it), got ${describeJson(this.value(key))}`);
   }
 
   refuse(key: string, what: string, advice: string): never {
@@ -194,10 +221,11 @@ class KeyReader {
     return v;
   }
 
-  integer(key: string, fallback: number, min: number): number {
+  /** An integer in [min, max]; `why` explains the upper bound in the message. */
+  integer(key: string, fallback: number, min: number, max: number, why: string): number {
     const v = this.value(key);
     if (v === undefined || v === null) return fallback;
-    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) throw this.bad(key, `an integer >= ${min}`);
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min || v > max) throw this.bad(key, `an integer from ${min} to ${max} (${why})`);
     return v;
   }
 
@@ -212,17 +240,18 @@ class KeyReader {
     const v = this.value(key);
     if (v === undefined || v === null) return fallback;
     if (typeof v !== "string" || !(names as readonly string[]).includes(v)) {
-      throw configError(this.source, `unknown ${key} ${JSON.stringify(v)} for ${this.className}; known: ${names.map((n) => `"${n}"`).join(", ")}`);
+      throw configError(this.source, `unknown ${key} ${typeof v === "string" ? JSON.stringify(v.slice(0, 80)) : describeJson(v)} for ${this.className}; known: ${names.map((n) => `"${n}"`).join(", ")}`);
     }
     return v as T;
   }
 
-  /** `trained_betas`: null, or one beta in [0, 1) per training timestep. */
+  /** `trained_betas`: null, or one beta in (0, 1) per training timestep (a beta of 0 makes the
+   * noise level 0 at that step, and Euler's step divides by it). */
   betas(key: string, count: number): readonly number[] | null {
     const v = this.value(key);
     if (v === undefined || v === null) return null;
-    if (!Array.isArray(v) || v.length !== count || !v.every((b) => typeof b === "number" && Number.isFinite(b) && b >= 0 && b < 1)) {
-      throw configError(this.source, `"${key}" must be null or ${count} numbers in [0, 1) (one per training timestep, num_train_timesteps = ${count})`);
+    if (!Array.isArray(v) || v.length !== count || !v.every((b) => typeof b === "number" && b > 0 && b < 1)) {
+      throw configError(this.source, `"${key}" must be null or ${count} numbers in (0, 1) (one per training timestep, num_train_timesteps = ${count})`);
     }
     return v as number[];
   }
@@ -276,7 +305,11 @@ export function betas(config: SchedulerConfig): Float32Array {
   }
 }
 
-/** alphas_cumprod = cumprod(1 - beta): float32 entries, the running product in float64 (torch CPU). */
+/**
+ * alphas_cumprod = cumprod(1 - beta): float32 entries, the running product in float64 (torch CPU).
+ * Refused when the product reaches a value whose noise level sqrt((1 - a)/a) is not a finite
+ * float32 (betas near 1, or many steps of large betas): every scheduler divides by sqrt(a) there.
+ */
 export function alphasCumprod(config: SchedulerConfig): Float32Array {
   const b = betas(config);
   const out = new Float32Array(b.length);
@@ -284,6 +317,14 @@ export function alphasCumprod(config: SchedulerConfig): Float32Array {
   for (let i = 0; i < b.length; i++) {
     product *= f32(1 - b[i]);
     out[i] = product;
+  }
+  // With every beta in (0, 1) the product only falls: its last entry is the smallest.
+  const last = out[out.length - 1];
+  if (!(last > 0 && Number.isFinite(f32(f32(1 - last) / last)))) {
+    throw configError(
+      config.source,
+      `alphas_cumprod falls to ${last} by the last of the ${out.length} training timesteps, where the noise level sqrt((1 - a)/a) is not a finite float32; lower beta_end or num_train_timesteps (Stable Diffusion's schedule ends at 0.0047)`,
+    );
   }
   return out;
 }
