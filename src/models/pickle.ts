@@ -106,9 +106,11 @@ function safeGlobal(module: string, qualname: string, name: string): SafeGlobal 
   if (storage && STORAGE_MODULES.has(module)) {
     return { kind: "torch-storage-type", name: qualname, dtype: storage[0], itemSize: storage[1] };
   }
+  // The names come from the file: a hostile one can be megabytes long.
+  const shown = full.length > 200 ? `${full.slice(0, 200)}...` : full;
   throw new DiffevalError(
     "E_UNSAFE_PICKLE",
-    `${name}: the pickle references the Python global '${full}', which is not a plain tensor state-dict ` +
+    `${name}: the pickle references the Python global '${shown}', which is not a plain tensor state-dict ` +
       `type. diffeval never imports or runs code from weight files and refused to read it. Use a state dict ` +
       `saved with torch.save(model.state_dict()) from a source you trust.`,
   );
@@ -171,6 +173,9 @@ function truncatedError(name: string, at: number): DiffevalError {
   );
 }
 
+const UTF8 = new TextDecoder("utf-8");
+const LATIN1 = new TextDecoder("latin1");
+
 /** Bounds-checked cursor over the pickle bytes; running past the end means a truncated file. */
 class ByteReader {
   pos: number;
@@ -223,13 +228,16 @@ class ByteReader {
     return Uint8Array.from(this.bytes(n));
   }
   utf8(n: number): string {
-    return new TextDecoder("utf-8").decode(this.bytes(n));
+    return UTF8.decode(this.bytes(n));
+  }
+  latin1(n: number): string {
+    return LATIN1.decode(this.bytes(n));
   }
   /** A newline-terminated ASCII argument (protocol 0 opcodes and GLOBAL). */
   line(): string {
     const end = this.buf.indexOf(0x0a, this.pos);
     if (end < 0) throw truncatedError(this.name, this.buf.length);
-    const s = new TextDecoder("latin1").decode(this.buf.subarray(this.pos, end));
+    const s = LATIN1.decode(this.buf.subarray(this.pos, end));
     this.pos = end + 1;
     return s;
   }
@@ -261,32 +269,62 @@ function decimalInt(s: string, name: string): number | bigint | boolean {
   return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
 }
 
-const MARK = Symbol("mark");
+/**
+ * Caps on what one pickle may build. Python's unpickler has none, but every value here costs at
+ * least one opcode byte while a container costs tens of bytes of heap, so without them a few MB of
+ * hostile pickle could exhaust memory. They sit far above any state dict: torch batches SETITEMS
+ * by 1,000 pairs (pickle.py `_BATCHSIZE`), so its stack holds a few thousand values and its MARKs
+ * nest about four deep; a state dict memoizes and builds under ten values per tensor, so the memo
+ * and container caps allow tens of thousands of tensors (large checkpoints hold a few thousand).
+ */
+const MAX_STACK = 1 << 20;
+const MAX_MARK_DEPTH = 1 << 12;
+const MAX_MEMO = 1 << 18;
+const MAX_CONTAINERS = 1 << 20;
 
 /**
  * Runs the pickle at `opts.offset` up to its STOP opcode and returns the value it built.
  * Throws E_UNSAFE_PICKLE for globals off the allow list, E_WEIGHTS_TRUNCATED when the bytes end
- * early and E_WEIGHTS_FORMAT for anything else it cannot read.
+ * early and E_WEIGHTS_FORMAT for anything else it cannot read. The walk is iterative (a stack
+ * machine), and a result, however deeply nested, is never walked recursively here.
  */
 export function unpickle(buf: Uint8Array, opts: UnpickleOptions): UnpickleResult {
   const { name } = opts;
   const r = new ByteReader(buf, opts.offset ?? 0, name);
   const stack: unknown[] = [];
+  // Where each open MARK sits in `stack` (CPython's Unpickler keeps the same thing as its
+  // `metastack`), so popping to a mark is O(items), not a scan of the whole stack.
+  const marks: number[] = [];
   const memo = new Map<number, unknown>();
+  let containers = 0;
 
+  const push = (v: unknown): void => {
+    if (stack.length >= MAX_STACK) throw formatError(name, `more than ${MAX_STACK} values on the pickle stack`);
+    stack.push(v);
+  };
+  /** Pushes a newly built container, counting it against MAX_CONTAINERS. */
+  const pushNew = (v: unknown): void => {
+    if (++containers > MAX_CONTAINERS) throw formatError(name, `the pickle builds more than ${MAX_CONTAINERS} containers`);
+    push(v);
+  };
+  const floor = (): number => (marks.length === 0 ? 0 : marks[marks.length - 1]);
   const pop = (): unknown => {
-    if (stack.length === 0 || stack[stack.length - 1] === MARK) throw formatError(name, "stack underflow");
+    if (stack.length <= floor()) throw formatError(name, "stack underflow");
     return stack.pop();
   };
   const top = (): unknown => {
-    if (stack.length === 0) throw formatError(name, "stack underflow");
+    if (stack.length <= floor()) throw formatError(name, "stack underflow");
     return stack[stack.length - 1];
+  };
+  const pushMark = (): void => {
+    if (marks.length >= MAX_MARK_DEPTH) throw formatError(name, `MARKs nested more than ${MAX_MARK_DEPTH} deep`);
+    marks.push(stack.length);
   };
   /** Pops everything above the topmost MARK (and the mark itself). */
   const popMark = (): unknown[] => {
-    const i = stack.lastIndexOf(MARK);
-    if (i < 0) throw formatError(name, "missing MARK");
-    const items = stack.slice(i + 1);
+    const i = marks.pop();
+    if (i === undefined) throw formatError(name, "missing MARK");
+    const items = stack.slice(i);
     stack.length = i;
     return items;
   };
@@ -295,6 +333,7 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions): UnpickleResult
     return memo.get(i);
   };
   const memoPut = (i: number): void => {
+    if (memo.size >= MAX_MEMO && !memo.has(i)) throw formatError(name, `more than ${MAX_MEMO} memo entries`);
     memo.set(i, top());
   };
   const setItems = (target: unknown, kv: unknown[]): void => {
@@ -327,113 +366,113 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions): UnpickleResult
       case 0x2e: // STOP
         return { value: pop(), end: r.pos };
       case 0x28: // MARK
-        stack.push(MARK);
+        pushMark();
         break;
-      case 0x30: // POP
-        if (stack[stack.length - 1] === MARK) stack.pop();
-        else pop();
+      case 0x30: // POP: the top value, or else the open MARK (CPython's load_pop)
+        if (stack.length > floor()) stack.pop();
+        else popMark();
         break;
       case 0x31: // POP_MARK
         popMark();
         break;
       case 0x32: // DUP
-        stack.push(top());
+        push(top());
         break;
 
       // Constants and numbers.
       case 0x4e: // NONE
-        stack.push(null);
+        push(null);
         break;
       case 0x88: // NEWTRUE
-        stack.push(true);
+        push(true);
         break;
       case 0x89: // NEWFALSE
-        stack.push(false);
+        push(false);
         break;
       case 0x4a: // BININT
-        stack.push(r.i32());
+        push(r.i32());
         break;
       case 0x4b: // BININT1
-        stack.push(r.u8());
+        push(r.u8());
         break;
       case 0x4d: // BININT2
-        stack.push(r.u16());
+        push(r.u16());
         break;
       case 0x8a: // LONG1
-        stack.push(decodeLong(r.bytes(r.u8()), name));
+        push(decodeLong(r.bytes(r.u8()), name));
         break;
       case 0x8b: // LONG4
-        stack.push(decodeLong(r.bytes(nonNegative(r.i32(), name)), name));
+        push(decodeLong(r.bytes(nonNegative(r.i32(), name)), name));
         break;
       case 0x49: // INT
       case 0x4c: // LONG
-        stack.push(decimalInt(r.line(), name));
+        push(decimalInt(r.line(), name));
         break;
       case 0x47: // BINFLOAT
-        stack.push(r.f64be());
+        push(r.f64be());
         break;
       case 0x46: // FLOAT
-        stack.push(Number.parseFloat(r.line()));
+        push(Number.parseFloat(r.line()));
         break;
 
       // Strings and bytes.
       case 0x58: // BINUNICODE
-        stack.push(r.utf8(r.u32()));
+        push(r.utf8(r.u32()));
         break;
       case 0x8c: // SHORT_BINUNICODE
-        stack.push(r.utf8(r.u8()));
+        push(r.utf8(r.u8()));
         break;
       case 0x8d: // BINUNICODE8
-        stack.push(r.utf8(r.u64()));
+        push(r.utf8(r.u64()));
         break;
       case 0x54: // BINSTRING (Python 2 str; torch never writes it, numpy-era pickles might)
-        stack.push(new TextDecoder("latin1").decode(r.bytes(nonNegative(r.i32(), name))));
+        push(r.latin1(nonNegative(r.i32(), name)));
         break;
       case 0x55: // SHORT_BINSTRING
-        stack.push(new TextDecoder("latin1").decode(r.bytes(r.u8())));
+        push(r.latin1(r.u8()));
         break;
       case 0x42: // BINBYTES
-        stack.push(r.copy(r.u32()));
+        push(r.copy(r.u32()));
         break;
       case 0x43: // SHORT_BINBYTES
-        stack.push(r.copy(r.u8()));
+        push(r.copy(r.u8()));
         break;
       case 0x8e: // BINBYTES8
       case 0x96: // BYTEARRAY8
-        stack.push(r.copy(r.u64()));
+        push(r.copy(r.u64()));
         break;
 
       // Containers.
       case 0x7d: // EMPTY_DICT
-        stack.push(new Map());
+        pushNew(new Map());
         break;
       case 0x64: {
         // DICT
         const d = new Map();
         setItems(d, popMark());
-        stack.push(d);
+        pushNew(d);
         break;
       }
       case 0x5d: // EMPTY_LIST
-        stack.push([]);
+        pushNew([]);
         break;
       case 0x6c: // LIST
-        stack.push(popMark());
+        pushNew(popMark());
         break;
       case 0x29: // EMPTY_TUPLE
-        stack.push(Object.freeze([]));
+        pushNew(Object.freeze([]));
         break;
       case 0x74: // TUPLE
-        stack.push(Object.freeze(popMark()));
+        pushNew(Object.freeze(popMark()));
         break;
       case 0x85: // TUPLE1
-        stack.push(Object.freeze([pop()]));
+        pushNew(Object.freeze([pop()]));
         break;
       case 0x86: {
         // TUPLE2
         const b = pop();
         const a = pop();
-        stack.push(Object.freeze([a, b]));
+        pushNew(Object.freeze([a, b]));
         break;
       }
       case 0x87: {
@@ -441,14 +480,14 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions): UnpickleResult
         const c = pop();
         const b = pop();
         const a = pop();
-        stack.push(Object.freeze([a, b, c]));
+        pushNew(Object.freeze([a, b, c]));
         break;
       }
       case 0x8f: // EMPTY_SET
-        stack.push(new Set());
+        pushNew(new Set());
         break;
       case 0x91: // FROZENSET
-        stack.push(new Set(popMark()));
+        pushNew(new Set(popMark()));
         break;
       case 0x90: {
         // ADDITEMS
@@ -498,13 +537,13 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions): UnpickleResult
         memoPut(memo.size);
         break;
       case 0x68: // BINGET
-        stack.push(memoGet(r.u8()));
+        push(memoGet(r.u8()));
         break;
       case 0x6a: // LONG_BINGET
-        stack.push(memoGet(r.u32()));
+        push(memoGet(r.u32()));
         break;
       case 0x67: // GET
-        stack.push(memoGet(Number(decimalInt(r.line(), name))));
+        push(memoGet(Number(decimalInt(r.line(), name))));
         break;
 
       // Objects: only through the allow list.
@@ -512,7 +551,7 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions): UnpickleResult
         // GLOBAL "module\nname\n"
         const module = r.line();
         const qual = r.line();
-        stack.push(safeGlobal(module, qual, name));
+        push(safeGlobal(module, qual, name));
         break;
       }
       case 0x93: {
@@ -520,21 +559,21 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions): UnpickleResult
         const qual = pop();
         const module = pop();
         if (typeof module !== "string" || typeof qual !== "string") throw formatError(name, "STACK_GLOBAL without string names");
-        stack.push(safeGlobal(module, qual, name));
+        push(safeGlobal(module, qual, name));
         break;
       }
       case 0x52: {
         // REDUCE
         const args = pop();
         const fn = pop();
-        stack.push(callGlobal(fn, args));
+        pushNew(callGlobal(fn, args));
         break;
       }
       case 0x81: {
         // NEWOBJ: cls.__new__(cls, *args); only OrderedDict can get here
         const args = pop();
         const cls = pop();
-        stack.push(callGlobal(cls, args));
+        pushNew(callGlobal(cls, args));
         break;
       }
       case 0x92: {
@@ -542,7 +581,7 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions): UnpickleResult
         pop();
         const args = pop();
         const cls = pop();
-        stack.push(callGlobal(cls, args));
+        pushNew(callGlobal(cls, args));
         break;
       }
       case 0x62: {
@@ -556,7 +595,7 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions): UnpickleResult
         // BINPERSID: torch's reference to tensor data stored outside the pickle
         const pid = pop();
         if (!opts.persistentLoad) throw formatError(name, "unexpected persistent id");
-        stack.push(opts.persistentLoad(pid));
+        push(opts.persistentLoad(pid));
         break;
       }
       default:

@@ -24,6 +24,7 @@
  */
 import { endianness } from "node:os";
 import { DiffevalError } from "../errors.js";
+import { parseJsonText } from "../io/read-json.js";
 import { UnsupportedDtypeTensor, type StateDict, type TensorF32 } from "./pth.js";
 
 /** Bytes per element of each dtype the format defines. */
@@ -98,9 +99,11 @@ function parseHeader(buf: Uint8Array, name: string): { entries: Entry[]; dataSta
   }
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(buf.subarray(8, dataStart)));
+    const text = new TextDecoder("utf-8", { fatal: true }).decode(buf.subarray(8, dataStart));
+    header = parseJsonText(text, `${name}: safetensors header`, "E_WEIGHTS_FORMAT", "a JSON object of tensor entries; re-download the file");
   } catch (e) {
-    throw new DiffevalError("E_WEIGHTS_FORMAT", `${name}: not a readable safetensors file (the header is not valid JSON: ${(e as Error).message}). Re-download the file.`, {
+    if (e instanceof DiffevalError) throw e;
+    throw new DiffevalError("E_WEIGHTS_FORMAT", `${name}: not a readable safetensors file (the header is not UTF-8 text: ${(e as Error).message}). Re-download the file.`, {
       cause: e,
     });
   }
@@ -156,10 +159,10 @@ function parseEntry(key: string, value: unknown, name: string): Entry {
   }
   const { dtype, shape, data_offsets: offsets } = value as Record<string, unknown>;
   if (typeof dtype !== "string" || !(dtype in DTYPE_SIZES)) {
-    throw formatError(name, `tensor '${key}' has an unknown dtype ${JSON.stringify(dtype)}`);
+    throw formatError(name, `tensor '${key}' has an unknown dtype ${describeJson(dtype)}`);
   }
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw formatError(name, `tensor '${key}' has a malformed shape ${JSON.stringify(shape)}`);
+    throw formatError(name, `tensor '${key}' has a malformed shape ${describeJson(shape)}`);
   }
   if (
     !Array.isArray(offsets) ||
@@ -167,18 +170,49 @@ function parseEntry(key: string, value: unknown, name: string): Entry {
     !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) ||
     offsets[1] < offsets[0]
   ) {
-    throw formatError(name, `tensor '${key}' has malformed data_offsets ${JSON.stringify(offsets)}`);
+    throw formatError(name, `tensor '${key}' has malformed data_offsets ${describeJson(offsets)}`);
   }
   const dims = shape as number[];
-  const numel = dims.reduce((a, b) => a * b, 1);
+  const nbytes = byteCount(dims, DTYPE_SIZES[dtype]);
   const [begin, end] = offsets as number[];
-  if (!Number.isSafeInteger(numel * DTYPE_SIZES[dtype]) || end - begin !== numel * DTYPE_SIZES[dtype]) {
+  if (nbytes === null || end - begin !== nbytes) {
     throw formatError(
       name,
-      `tensor '${key}' (${dtype}, shape [${dims.join(", ")}]) needs ${numel * DTYPE_SIZES[dtype]} bytes but data_offsets span ${end - begin}`,
+      `tensor '${key}' (${dtype}, shape [${dims.join(", ")}]) needs ${nbytes ?? "more than 2^53"} bytes but data_offsets span ${end - begin}`,
     );
   }
   return { key, dtype, shape: dims.slice(), begin, end };
+}
+
+/**
+ * The tensor's size in bytes, or null when the product overflows on the way: the reference
+ * implementation multiplies the dims in order with checked arithmetic and refuses an overflow,
+ * even when a later dim is 0 (so [2^40, 2^40, 0] is refused, not read as empty).
+ */
+function byteCount(dims: readonly number[], itemSize: number): number | null {
+  let n = itemSize;
+  for (const d of dims) {
+    n *= d;
+    if (n > Number.MAX_SAFE_INTEGER) return null;
+  }
+  return n;
+}
+
+/**
+ * A header value in a message: short, and never walked recursively (a hostile header nests arrays
+ * a million deep, and JSON.stringify would recurse through every level).
+ */
+function describeJson(v: unknown): string {
+  let s: string;
+  if (Array.isArray(v)) {
+    const flat = v.length <= 8 && v.every((x) => typeof x !== "object" || x === null);
+    s = flat ? `[${v.map((x) => JSON.stringify(x) ?? String(x)).join(", ")}]` : `an array of ${v.length} items`;
+  } else if (typeof v === "object" && v !== null) {
+    s = "an object";
+  } else {
+    s = JSON.stringify(v) ?? String(v);
+  }
+  return s.length > 80 ? `${s.slice(0, 80)}...` : s;
 }
 
 function materialise(buf: Uint8Array, dataStart: number, e: Entry, name: string): TensorF32 {
