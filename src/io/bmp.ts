@@ -31,6 +31,12 @@ const BI_RGB = 0;
 const BI_BITFIELDS = 3;
 const BI_ALPHABITFIELDS = 6;
 
+/** The image size from the header alone, so a caller can refuse a huge image before it is decoded. */
+export function bmpSize(buf: Uint8Array, name: string): { width: number; height: number } {
+  const { width, height } = bmpHeader(buf, name);
+  return { width, height };
+}
+
 export function decodeBmp(buf: Uint8Array, name: string): RgbImage {
   const h = bmpHeader(buf, name);
   const stride = Math.floor((h.bpp * h.width + 31) / 32) * 4;

@@ -30,7 +30,7 @@
 import sharp, { type Sharp } from "sharp";
 import { DiffevalError } from "../errors.js";
 import type { RgbImage } from "../types.js";
-import { decodeBmp, isBmp } from "./bmp.js";
+import { bmpSize, decodeBmp, isBmp } from "./bmp.js";
 
 export type { RgbImage } from "../types.js";
 
@@ -53,7 +53,11 @@ export const DEFAULT_MAX_PIXELS = 178_956_970;
 export async function decodeImage(input: Uint8Array, name: string, opts: DecodeOptions = {}): Promise<RgbImage> {
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   if (input.length === 0) throw decodeError(name, "the file is empty");
-  if (isBmp(input)) return checkedSize(decodeBmp(input, name), name, maxPixels);
+  if (isBmp(input)) {
+    const { width, height } = bmpSize(input, name); // refused before the pixels are allocated
+    assertPixelLimit(width, height, name, maxPixels);
+    return decodeBmp(input, name);
+  }
   const meta = await sharpMetadata(input, name, maxPixels);
   if (!PILLOW_FORMATS.has(meta.format ?? "")) {
     throw decodeError(name, `${meta.format ?? "unknown"} data is not an image format the reference tools (Pillow) read`);
@@ -204,11 +208,6 @@ function assertPixelLimit(width: number, height: number, name: string, maxPixels
         `(a guard against decompression bombs, as Pillow's); resize the image or raise the limit`,
     );
   }
-}
-
-function checkedSize(img: RgbImage, name: string, maxPixels: number): RgbImage {
-  assertPixelLimit(img.width, img.height, name, maxPixels);
-  return img;
 }
 
 function decodeError(name: string, what: string, cause?: unknown): DiffevalError {

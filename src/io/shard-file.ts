@@ -23,20 +23,28 @@ import type { GaussianAccumulator } from "../stats/gaussian.js";
 import { accumulatorFromSums, flushedAccumulator, type ShardMeta, type ShardPart, type ShardSpec } from "../stats/shards.js";
 import type { NpyArray } from "./npy.js";
 import { readNpz, writeNpz } from "./npz.js";
+import { parseJsonText } from "./read-json.js";
 
 /** Parses "I/N" (0 <= I < N), as given to --shard. */
 export function parseShardSpec(text: string): ShardSpec {
   const m = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(text);
   const index = m ? Number(m[1]) : NaN;
   const count = m ? Number(m[2]) : NaN;
-  if (!m || count < 1 || index >= count) {
+  if (!m || count < 1 || index >= count || count > MAX_SHARDS) {
     throw new DiffevalError(
       "E_USAGE",
-      `--shard must be I/N with 0 <= I < N (0-based, e.g. --shard $SLURM_ARRAY_TASK_ID/8), got '${text}'`,
+      `--shard must be I/N with 0 <= I < N <= ${MAX_SHARDS} (0-based, e.g. --shard $SLURM_ARRAY_TASK_ID/8), got '${text}'`,
     );
   }
   return { index, count };
 }
+
+/**
+ * The most shards one job may be split into. A merge lists the shards it expects, so a part
+ * claiming 10^12 of them must be refused before that list is made; a million is far beyond any
+ * cluster array (Slurm's MaxArraySize defaults to 1001).
+ */
+export const MAX_SHARDS = 1_000_000;
 
 /** Item range [start, end) of shard `spec` in a source of `total` items. */
 export function shardRange(total: number, spec: ShardSpec): { start: number; end: number } {
@@ -82,7 +90,7 @@ export function readShardPart(buf: Uint8Array, name: string): ShardPart {
 function partMeta(arr: NpyArray | undefined, name: string, isStats: boolean): ShardMeta {
   let meta: Partial<ShardMeta> | undefined;
   try {
-    if (arr?.dtype === "|u1") meta = JSON.parse(new TextDecoder().decode(arr.data as Uint8Array)) as Partial<ShardMeta>;
+    if (arr?.dtype === "|u1") meta = parseJsonText(new TextDecoder().decode(arr.data as Uint8Array), "meta", "E_SHARD_FORMAT", "a JSON object") as Partial<ShardMeta>;
   } catch {
     meta = undefined;
   }
@@ -93,18 +101,29 @@ function partMeta(arr: NpyArray | undefined, name: string, isStats: boolean): Sh
       `${name} is ${what} (parts are written by 'diffeval stats SOURCE --shard I/N --out part-I.npz')`,
     );
   }
+  const count = meta.shard?.count;
+  const index = meta.shard?.index;
   const ok =
     meta.format === 1 &&
-    Number.isInteger(meta.d) && meta.d! > 0 &&
-    Number.isInteger(meta.n) && meta.n! >= 0 &&
-    Number.isInteger(meta.shard?.index) && Number.isInteger(meta.shard?.count);
+    Number.isSafeInteger(meta.d) && meta.d! > 0 &&
+    Number.isSafeInteger(meta.n) && meta.n! >= 0 &&
+    Number.isSafeInteger(meta.skipped) && meta.skipped! >= 0 &&
+    Number.isSafeInteger(count) && count! >= 1 && count! <= MAX_SHARDS &&
+    Number.isSafeInteger(index) && index! >= 0 && index! < count!;
   if (!ok) throw new DiffevalError("E_SHARD_FORMAT", `${name}: the shard part's meta is incomplete or from an unknown format version`);
   return meta as ShardMeta;
 }
 
+/** The array, which must be float64 of `shape` with finite values (NaN or Inf would poison the merged sums). */
 function float64(arr: NpyArray | undefined, shape: number[], name: string): Float64Array {
   if (!arr || arr.dtype !== "<f8" || arr.shape.join(",") !== shape.join(",")) {
     throw new DiffevalError("E_SHARD_FORMAT", `${name}: expected float64 of shape (${shape.join(", ")})`);
   }
-  return arr.data as Float64Array;
+  const data = arr.data as Float64Array;
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) {
+      throw new DiffevalError("E_NONFINITE", `${name}: value ${i} is ${data[i]}; recompute this shard part`);
+    }
+  }
+  return data;
 }

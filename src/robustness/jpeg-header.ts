@@ -72,7 +72,8 @@ function readQuantTables(segment: Uint8Array, tables: Map<number, Uint16Array>):
     const precision = segment[p] >> 4;
     const id = segment[p] & 0x0f;
     const size = precision === 0 ? 1 : 2;
-    if (precision > 1 || p + 1 + 64 * size > segment.length) return false;
+    // Tq names one of four table slots (T.81 B.2.4.1; libjpeg's get_dqt refuses n >= NUM_QUANT_TBLS).
+    if (precision > 1 || id > 3 || p + 1 + 64 * size > segment.length) return false;
     const table = new Uint16Array(64);
     for (let i = 0; i < 64; i++) {
       const q = p + 1 + i * size;

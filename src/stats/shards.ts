@@ -137,9 +137,15 @@ function completeShards(parts: ShardPart[]): ShardPart[] {
     const have = [...byIndex.keys()].sort((x, y) => x - y).map((i) => `${i} (${byIndex.get(i)!.name})`);
     throw new DiffevalError(
       "E_SHARD_MISSING",
-      `missing shard${missing.length > 1 ? "s" : ""} ${missing.map((i) => `${i}/${count}`).join(", ")}; got ${have.join(", ")}. ` +
+      `missing shard${missing.length > 1 ? "s" : ""} ${firstFew(missing.map((i) => `${i}/${count}`))}; got ${firstFew(have)}. ` +
         `Run 'diffeval stats SOURCE --shard I/${count} --out part-I.npz' for each missing I, then merge all ${count} parts.`,
     );
   }
   return Array.from({ length: count }, (_, i) => byIndex.get(i)!);
+}
+
+/** A list for a message: up to 10 items, then how many more (a job may have a million shards). */
+function firstFew(items: readonly string[]): string {
+  const shown = items.slice(0, 10).join(", ");
+  return items.length > 10 ? `${shown} and ${items.length - 10} more` : shown;
 }

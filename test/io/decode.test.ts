@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { decodeImage } from "../../src/io/decode.js";
 import { isDiffevalError } from "../../src/errors.js";
 import { expectedJson, fixture } from "../helpers/fixtures.js";
+import { bmp24 } from "../helpers/image-bytes.js";
 
 function bytes(...parts: string[]): Uint8Array {
   return new Uint8Array(readFileSync(fixture(...parts)));
@@ -121,28 +122,6 @@ describe("bad input", () => {
 });
 
 describe("BMP (which libvips cannot read)", () => {
-  function bmp24(width: number, height: number, rgb: number[]): Uint8Array {
-    const stride = Math.ceil((width * 3) / 4) * 4;
-    const buf = Buffer.alloc(54 + stride * height);
-    buf.write("BM", 0, "latin1");
-    buf.writeUInt32LE(buf.length, 2);
-    buf.writeUInt32LE(54, 10);
-    buf.writeUInt32LE(40, 14);
-    buf.writeInt32LE(width, 18);
-    buf.writeInt32LE(height, 22); // positive: bottom-up rows
-    buf.writeUInt16LE(1, 26);
-    buf.writeUInt16LE(24, 28);
-    for (let y = 0; y < height; y++) {
-      for (let x = 0; x < width; x++) {
-        const src = (y * width + x) * 3;
-        const dst = 54 + (height - 1 - y) * stride + x * 3;
-        buf[dst] = rgb[src + 2];
-        buf[dst + 1] = rgb[src + 1];
-        buf[dst + 2] = rgb[src];
-      }
-    }
-    return new Uint8Array(buf);
-  }
 
   it("decodes a bottom-up 24-bit BMP with row padding", async () => {
     const rgb = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18];

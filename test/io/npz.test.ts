@@ -6,6 +6,7 @@ import { readNpz, readStatsNpz, writeNpz, writeStatsNpz } from "../../src/io/npz
 import { fitGaussian } from "../../src/stats/gaussian.js";
 import { loadNpy, maxAbsDiff } from "../helpers/arrays.js";
 import { fixture } from "../helpers/fixtures.js";
+import { npyBytes } from "../helpers/image-bytes.js";
 import { codeOf } from "../helpers/errors.js";
 
 const STORED = "stats_d64_real_savez.npz";
@@ -15,23 +16,6 @@ function fixtureBytes(name: string): Uint8Array {
   return new Uint8Array(readFileSync(fixture("reference", name)));
 }
 
-/** A .npy file with an arbitrary header dict and payload (numpy's layout, any version). */
-function npyBytes(header: string, payload: Uint8Array, version = 1): Uint8Array {
-  const lenBytes = version === 1 ? 2 : 4;
-  const enc = version === 3 ? new TextEncoder().encode(header) : Uint8Array.from(header, (c) => c.charCodeAt(0));
-  const pad = (64 - ((8 + lenBytes + enc.length + 1) % 64)) % 64;
-  const head = new Uint8Array(enc.length + pad + 1).fill(0x20);
-  head.set(enc);
-  head[head.length - 1] = 0x0a;
-  const out = new Uint8Array(8 + lenBytes + head.length + payload.length);
-  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, version, 0]);
-  const view = new DataView(out.buffer);
-  if (lenBytes === 2) view.setUint16(8, head.length, true);
-  else view.setUint32(8, head.length, true);
-  out.set(head, 8 + lenBytes);
-  out.set(payload, 8 + lenBytes + head.length);
-  return out;
-}
 
 
 describe("readNpz", () => {
