@@ -30,9 +30,13 @@ export interface Dinov2Network {
 /** The .pth at `weights` (or the one .pth in the folder `weights`), converted (once). */
 export async function resolveDinov2Network(weights: string, log?: (line: string) => void): Promise<Dinov2Network> {
   const weightsPath = (await isFolder(weights)) ? await onlyPth(weights) : weights;
-  const config = parseDinov2Config(await readWeightsJson(path.join(path.dirname(weightsPath), "config.json"), "the DINOv2 constructor arguments (config.json)"));
-  const weightsSha256 = await hashWeightsFile(weightsPath);
+  const configFile = path.join(path.dirname(weightsPath), "config.json");
+  const config = parseDinov2Config(await readWeightsJson(configFile, "the DINOv2 constructor arguments (config.json)"), configFile);
   const inputSize = DINOV2_SIZE;
+  if (inputSize % config.patchSize !== 0) {
+    throw new DiffevalError("E_WEIGHTS_LAYOUT", `${configFile}: patch_size ${config.patchSize} does not divide dgm-eval's ${inputSize}-pixel input`);
+  }
+  const weightsSha256 = await hashWeightsFile(weightsPath);
   const onnxPath = encoderOnnxCachePath("dinov2", weightsSha256, DINOV2_CONVERTER_VERSION, { config, inputSize });
   await convertOnce(onnxPath, weightsPath, log, async () => {
     const sd = readStateDict(await readWeightsBytes(weightsPath), weightsPath);

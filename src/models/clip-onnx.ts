@@ -21,9 +21,12 @@ import { OnnxGraph } from "./onnx-graph.js";
 import { dtypeError, isUnsupportedDtype, type StateDict } from "./pth.js";
 import {
   causalMask,
+  CONFIG_LIMITS,
+  configValue,
   emitLayerNorm,
   emitLinear,
   emitTransformerBlock,
+  intInRange,
   intsConstant,
   transformerBlockLayout,
   type Activation,
@@ -63,63 +66,106 @@ export interface ClipConfig {
   vision: ClipVisionConfig;
 }
 
-function configError(what: string): DiffevalError {
-  return new DiffevalError("E_WEIGHTS_LAYOUT", `CLIP config.json: ${what}`);
+function configError(file: string, what: string): DiffevalError {
+  return new DiffevalError("E_WEIGHTS_LAYOUT", `${file}: ${what}`);
 }
 
-function num(obj: Record<string, unknown>, key: string, dflt: number, where: string): number {
-  const v = obj[key];
-  if (v === undefined || v === null) return dflt;
-  if (typeof v !== "number" || !Number.isFinite(v)) throw configError(`${where}.${key} is ${JSON.stringify(v)}, expected a number`);
-  return v;
-}
-
-function act(obj: Record<string, unknown>, where: string): Activation {
-  const v = obj.hidden_act ?? "quick_gelu";
-  if (v === "quick_gelu" || v === "gelu") return v;
-  throw configError(`${where}.hidden_act '${String(v)}' is not supported (quick_gelu or gelu)`);
-}
-
-function section(json: Record<string, unknown>, key: string): Record<string, unknown> {
+function section(json: Record<string, unknown>, key: string, fail: (what: string) => Error): Record<string, unknown> {
   const v = json[key] ?? {};
-  if (typeof v !== "object" || Array.isArray(v)) throw configError(`'${key}' is not an object`);
+  if (typeof v !== "object" || Array.isArray(v)) throw fail(`'${key}' is not an object`);
   return v as Record<string, unknown>;
 }
 
+/** Only RGB models: the preprocessing (preprocess/clip.ts) always makes 3 channels. */
+function rgbChannels(n: number, fail: (what: string) => Error): number {
+  if (n !== 3) throw fail(`vision_config.num_channels is ${n}; only 3 (RGB, what the image preprocessing makes) is supported`);
+  return n;
+}
+
 /**
- * Reads a CLIPModel `config.json` (already parsed). Fields left out take transformers'
- * CLIPTextConfig / CLIPVisionConfig / CLIPConfig defaults (ViT-B/32 sizes, quick_gelu, eps 1e-5).
+ * The field readers of one section (`where`, e.g. "text_config"): a missing or null field takes
+ * its default (transformers' PretrainedConfig does the same for null), anything else must be in
+ * range.
  */
-export function parseClipConfig(json: unknown): ClipConfig {
-  if (typeof json !== "object" || json === null || Array.isArray(json)) throw configError("not a JSON object");
-  const root = json as Record<string, unknown>;
-  const t = section(root, "text_config");
-  const v = section(root, "vision_config");
+function fieldReader(obj: Record<string, unknown>, where: string, fail: (what: string) => Error) {
+  const value = (key: string, dflt: unknown): unknown => obj[key] ?? dflt;
+  const L = CONFIG_LIMITS;
   return {
-    projectionDim: num(root, "projection_dim", 512, "config"),
-    text: {
-      hiddenSize: num(t, "hidden_size", 512, "text_config"),
-      intermediateSize: num(t, "intermediate_size", 2048, "text_config"),
-      numHiddenLayers: num(t, "num_hidden_layers", 12, "text_config"),
-      numAttentionHeads: num(t, "num_attention_heads", 8, "text_config"),
-      layerNormEps: num(t, "layer_norm_eps", 1e-5, "text_config"),
-      hiddenAct: act(t, "text_config"),
-      vocabSize: num(t, "vocab_size", 49408, "text_config"),
-      maxPositionEmbeddings: num(t, "max_position_embeddings", 77, "text_config"),
-      eosTokenId: num(t, "eos_token_id", 49407, "text_config"),
+    int: (key: string, dflt: number, min: number, max: number): number => intInRange(value(key, dflt), `${where}.${key}`, min, max, fail),
+    layers: (key: string, dflt: number) => intInRange(value(key, dflt), `${where}.${key}`, 1, L.layers, fail),
+    width: (key: string, dflt: number) => intInRange(value(key, dflt), `${where}.${key}`, 1, L.width, fail),
+    /** A head count that divides `hidden` (head_dim = hidden / heads, CLIPAttention's check). */
+    heads: (key: string, dflt: number, hidden: number): number => {
+      const h = intInRange(value(key, dflt), `${where}.${key}`, 1, hidden, fail);
+      if (hidden % h !== 0) throw fail(`${where}.${key} ${h} does not divide ${where}.hidden_size ${hidden}`);
+      return h;
     },
-    vision: {
-      hiddenSize: num(v, "hidden_size", 768, "vision_config"),
-      intermediateSize: num(v, "intermediate_size", 3072, "vision_config"),
-      numHiddenLayers: num(v, "num_hidden_layers", 12, "vision_config"),
-      numAttentionHeads: num(v, "num_attention_heads", 12, "vision_config"),
-      layerNormEps: num(v, "layer_norm_eps", 1e-5, "vision_config"),
-      hiddenAct: act(v, "vision_config"),
-      imageSize: num(v, "image_size", 224, "vision_config"),
-      patchSize: num(v, "patch_size", 32, "vision_config"),
-      numChannels: num(v, "num_channels", 3, "vision_config"),
+    /** LayerNorm epsilon: a finite number in (0, 1). */
+    eps: (key: string, dflt: number): number => {
+      const v = value(key, dflt);
+      if (typeof v !== "number" || !(v > 0 && v < 1)) throw fail(`${where}.${key} is ${configValue(v)}, expected a number between 0 and 1`);
+      return v;
+    },
+    act: (): Activation => {
+      const v = value("hidden_act", "quick_gelu");
+      if (v === "quick_gelu" || v === "gelu") return v;
+      throw fail(`${where}.hidden_act ${configValue(v)} is not supported (quick_gelu or gelu)`);
     },
   };
+}
+
+/**
+ * Reads a CLIPModel `config.json` (already parsed; `file` names it in errors). Fields left out
+ * (or null) take transformers' CLIPTextConfig / CLIPVisionConfig / CLIPConfig defaults (ViT-B/32
+ * sizes, quick_gelu, eps 1e-5). Every size is checked here, before any layout is built from it
+ * (E_WEIGHTS_LAYOUT naming the file and field): integers from 1 up to transformer-onnx.ts's
+ * CONFIG_LIMITS (layers 256, widths 65,536, image 4096, positions 4096, vocabulary 2^20), heads
+ * dividing the hidden size, patch_size dividing image_size, 3 channels (the preprocessing makes
+ * RGB), eos_token_id an id of the vocabulary.
+ *
+ * For text that has not been parsed yet (a fuzz case, a file): `parseClipConfig(parseJsonText(text,
+ * file, "E_WEIGHTS_FORMAT", "a Hugging Face CLIPModel config.json"), file)`.
+ */
+export function parseClipConfig(json: unknown, file = "config.json"): ClipConfig {
+  const fail = (what: string) => configError(file, what);
+  if (typeof json !== "object" || json === null || Array.isArray(json)) throw fail("not a JSON object");
+  const root = json as Record<string, unknown>;
+  const L = CONFIG_LIMITS;
+  const r = fieldReader(root, "config", fail);
+  const projectionDim = r.width("projection_dim", 512);
+
+  const tr = fieldReader(section(root, "text_config", fail), "text_config", fail);
+  const tHidden = tr.width("hidden_size", 512);
+  const vocabSize = tr.int("vocab_size", 49408, 1, L.vocab);
+  const text: ClipTextConfig = {
+    hiddenSize: tHidden,
+    intermediateSize: tr.width("intermediate_size", 2048),
+    numHiddenLayers: tr.layers("num_hidden_layers", 12),
+    numAttentionHeads: tr.heads("num_attention_heads", 8, tHidden),
+    layerNormEps: tr.eps("layer_norm_eps", 1e-5),
+    hiddenAct: tr.act(),
+    vocabSize,
+    maxPositionEmbeddings: tr.int("max_position_embeddings", 77, 1, L.positions),
+    eosTokenId: tr.int("eos_token_id", 49407, 0, vocabSize - 1),
+  };
+
+  const vr = fieldReader(section(root, "vision_config", fail), "vision_config", fail);
+  const vHidden = vr.width("hidden_size", 768);
+  const imageSize = vr.int("image_size", 224, 1, L.imageSide);
+  const patchSize = vr.int("patch_size", 32, 1, imageSize);
+  if (imageSize % patchSize !== 0) throw fail(`vision_config.image_size ${imageSize} is not a multiple of vision_config.patch_size ${patchSize}`);
+  const vision: ClipVisionConfig = {
+    hiddenSize: vHidden,
+    intermediateSize: vr.width("intermediate_size", 3072),
+    numHiddenLayers: vr.layers("num_hidden_layers", 12),
+    numAttentionHeads: vr.heads("num_attention_heads", 12, vHidden),
+    layerNormEps: vr.eps("layer_norm_eps", 1e-5),
+    hiddenAct: vr.act(),
+    imageSize,
+    patchSize,
+    numChannels: rgbChannels(vr.int("num_channels", 3, 1, L.imageSide), fail),
+  };
+  return { projectionDim, text, vision };
 }
 
 function blockConfig(c: ClipTowerConfig): TransformerBlockConfig {
@@ -127,7 +173,7 @@ function blockConfig(c: ClipTowerConfig): TransformerBlockConfig {
 }
 
 function gridSize(v: ClipVisionConfig): number {
-  if (v.imageSize % v.patchSize !== 0) throw configError(`image_size ${v.imageSize} is not a multiple of patch_size ${v.patchSize}`);
+  if (v.imageSize % v.patchSize !== 0) throw configError("CLIP config", `image_size ${v.imageSize} is not a multiple of patch_size ${v.patchSize}`);
   return v.imageSize / v.patchSize;
 }
 

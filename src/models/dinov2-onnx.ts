@@ -29,7 +29,7 @@
 import { DiffevalError } from "../errors.js";
 import { OnnxGraph } from "./onnx-graph.js";
 import { dtypeError, isUnsupportedDtype, type StateDict, type TensorF32 } from "./pth.js";
-import { emitLayerNorm, emitLinear, floatScalar, intsConstant, transpose2d } from "./transformer-onnx.js";
+import { CONFIG_LIMITS, configValue, emitLayerNorm, emitLinear, floatScalar, intInRange, intsConstant, transpose2d } from "./transformer-onnx.js";
 
 /** Bump whenever the graphs this file builds change (cached .onnx files are keyed on it). */
 export const DINOV2_CONVERTER_VERSION = 1;
@@ -69,20 +69,8 @@ export const DINOV2_VITL14_CONFIG: Readonly<Dinov2Config> = Object.freeze({
   interpolateOffset: 0.1,
 });
 
-function configError(what: string): DiffevalError {
-  return new DiffevalError("E_WEIGHTS_LAYOUT", `DINOv2 config: ${what}`);
-}
-
-function num(obj: Record<string, unknown>, key: string, dflt: number): number {
-  const v = obj[key];
-  if (v === undefined) return dflt;
-  if (typeof v !== "number" || !Number.isFinite(v)) throw configError(`${key} is ${JSON.stringify(v)}, expected a number`);
-  return v;
-}
-
-function positiveInt(v: number, key: string): number {
-  if (!Number.isInteger(v) || v <= 0) throw configError(`${key} is ${v}, expected a positive integer`);
-  return v;
+function configError(what: string, file = "DINOv2 config"): DiffevalError {
+  return new DiffevalError("E_WEIGHTS_LAYOUT", `${file}: ${what}`);
 }
 
 /**
@@ -91,34 +79,65 @@ function positiveInt(v: number, key: string): number {
  * `init_values` (null = no LayerScale), `ffn_layer` ("mlp" only), `block_chunks` (0 only),
  * `num_register_tokens`, `interpolate_antialias` (false only), `interpolate_offset`). Fields left
  * out take torch hub's `dinov2_vitl14` values (DINOV2_VITL14_CONFIG). Other keys are ignored.
+ * `file` (the config.json) is named in errors.
+ *
+ * Every size is checked here, before dinov2Layout loops over `depth` or anything is allocated
+ * (E_WEIGHTS_LAYOUT naming the file and field): integers from 1 up to transformer-onnx.ts's
+ * CONFIG_LIMITS (depth 256, embed_dim and the MLP width 65,536, img_size 4096), num_heads
+ * dividing embed_dim, patch_size dividing img_size (the position grid is img_size / patch_size
+ * square), in_chans 3 (the preprocessing makes RGB), num_register_tokens 0..256, mlp_ratio > 0,
+ * interpolate_offset in [0, 1) (the reference's is 0.1), init_values finite.
+ *
+ * For text that has not been parsed yet (a fuzz case, a file): `parseDinov2Config(parseJsonText(
+ * text, file, "E_WEIGHTS_FORMAT", "the DINOv2 constructor arguments (config.json)"), file)`.
  */
-export function parseDinov2Config(json: unknown): Dinov2Config {
-  if (typeof json !== "object" || json === null || Array.isArray(json)) throw configError("not a JSON object");
+export function parseDinov2Config(json: unknown, file = "DINOv2 config"): Dinov2Config {
+  const fail = (what: string) => configError(what, file);
+  if (typeof json !== "object" || json === null || Array.isArray(json)) throw fail("not a JSON object");
   const o = json as Record<string, unknown>;
   const D = DINOV2_VITL14_CONFIG;
+  const L = CONFIG_LIMITS;
   const ffn = o.ffn_layer ?? "mlp";
-  if (ffn !== "mlp") throw configError(`ffn_layer '${String(ffn)}' is not supported (only "mlp"; the SwiGLU ViT-g is not)`);
-  if (num(o, "block_chunks", 0) !== 0) throw configError(`block_chunks ${String(o.block_chunks)} is not supported (only 0, the torch-hub layout)`);
-  if (o.interpolate_antialias !== undefined && o.interpolate_antialias !== false) throw configError("interpolate_antialias true is not supported");
+  if (ffn !== "mlp") throw fail(`ffn_layer ${configValue(ffn)} is not supported (only "mlp"; the SwiGLU ViT-g is not)`);
+  if (o.block_chunks !== undefined && o.block_chunks !== 0) throw fail(`block_chunks ${configValue(o.block_chunks)} is not supported (only 0, the torch-hub layout)`);
+  if (o.interpolate_antialias !== undefined && o.interpolate_antialias !== false) throw fail("interpolate_antialias true is not supported");
   for (const k of ["qkv_bias", "proj_bias", "ffn_bias"]) {
-    if (o[k] !== undefined && o[k] !== true) throw configError(`${k} ${JSON.stringify(o[k])} is not supported (only true)`);
+    if (o[k] !== undefined && o[k] !== true) throw fail(`${k} ${configValue(o[k])} is not supported (only true)`);
   }
-  const iv = o.init_values === null ? 0 : num(o, "init_values", D.initValues);
-  const cfg: Dinov2Config = {
-    imgSize: positiveInt(num(o, "img_size", D.imgSize), "img_size"),
-    patchSize: positiveInt(num(o, "patch_size", D.patchSize), "patch_size"),
-    inChans: positiveInt(num(o, "in_chans", D.inChans), "in_chans"),
-    embedDim: positiveInt(num(o, "embed_dim", D.embedDim), "embed_dim"),
-    depth: positiveInt(num(o, "depth", D.depth), "depth"),
-    numHeads: positiveInt(num(o, "num_heads", D.numHeads), "num_heads"),
-    mlpRatio: num(o, "mlp_ratio", D.mlpRatio),
-    initValues: iv,
-    numRegisterTokens: num(o, "num_register_tokens", D.numRegisterTokens),
-    interpolateOffset: num(o, "interpolate_offset", D.interpolateOffset),
+  // A field left out takes its default; null is refused (the reference would fail on None),
+  // except init_values, where None means no LayerScale.
+  const field = (key: string, dflt: number): unknown => (o[key] === undefined ? dflt : o[key]);
+  const int = (key: string, dflt: number, min: number, max: number) => intInRange(field(key, dflt), key, min, max, fail);
+  const real = (key: string, dflt: number, ok: (v: number) => boolean, range: string): number => {
+    const v = field(key, dflt);
+    if (typeof v !== "number" || !Number.isFinite(v) || !ok(v)) throw fail(`${key} is ${configValue(v)}, expected ${range}`);
+    return v;
   };
-  if (!Number.isInteger(cfg.numRegisterTokens) || cfg.numRegisterTokens < 0) throw configError(`num_register_tokens ${cfg.numRegisterTokens} is not a count`);
-  if (cfg.mlpRatio <= 0) throw configError(`mlp_ratio ${cfg.mlpRatio} is not positive`);
-  return cfg;
+
+  const imgSize = int("img_size", D.imgSize, 1, L.imageSide);
+  const patchSize = int("patch_size", D.patchSize, 1, imgSize);
+  if (imgSize % patchSize !== 0) throw fail(`img_size ${imgSize} is not a multiple of patch_size ${patchSize}`);
+  const inChans = int("in_chans", D.inChans, 1, L.imageSide);
+  if (inChans !== 3) throw fail(`in_chans is ${inChans}; only 3 (RGB, what the image preprocessing makes) is supported`);
+  const embedDim = int("embed_dim", D.embedDim, 1, L.width);
+  const numHeads = int("num_heads", D.numHeads, 1, embedDim);
+  if (embedDim % numHeads !== 0) throw fail(`num_heads ${numHeads} does not divide embed_dim ${embedDim}`);
+  const mlpRatio = real("mlp_ratio", D.mlpRatio, (v) => v > 0, "a positive number");
+  const hidden = Math.trunc(embedDim * mlpRatio);
+  if (hidden < 1 || hidden > L.width) throw fail(`mlp_ratio ${mlpRatio} makes an MLP ${hidden} wide, expected 1 to ${L.width}`);
+  return {
+    imgSize,
+    patchSize,
+    inChans,
+    embedDim,
+    depth: int("depth", D.depth, 1, L.layers),
+    numHeads,
+    mlpRatio,
+    // null is the reference's init_values=None: no LayerScale.
+    initValues: o.init_values === null ? 0 : real("init_values", D.initValues, () => true, "a number or null"),
+    numRegisterTokens: int("num_register_tokens", D.numRegisterTokens, 0, L.extraTokens),
+    interpolateOffset: real("interpolate_offset", D.interpolateOffset, (v) => v >= 0 && v < 1, "a number from 0 up to 1 (the reference's is 0.1)"),
+  };
 }
 
 /** The source grid side M (pos_embed holds 1 + M^2 rows). */

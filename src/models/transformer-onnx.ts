@@ -15,10 +15,50 @@
  * is MatMul(x, W^T) + b on [batch, seq, in] activations.
  */
 import { DiffevalError } from "../errors.js";
+import { describeJson } from "../io/read-json.js";
 import type { OnnxGraph } from "./onnx-graph.js";
 import type { StateDict, TensorF32 } from "./pth.js";
 
 export type Activation = "quick_gelu" | "gelu";
+
+/**
+ * The sizes a model config.json may declare (CLIP's and DINOv2's), checked when the config is
+ * parsed, before any layout loop or allocation: a config is untrusted text, and `depth: 1e9`
+ * would otherwise loop a billion times before the weights are even compared with it. The caps
+ * are far beyond every released checkpoint (the largest ViTs: OpenCLIP bigG 48 layers, 1664
+ * wide, MLP 8192; DINOv2 ViT-g 40 layers, 1536 wide; ViT-22B 48 layers, 6144 wide, MLP 24576;
+ * images 224 to 518 pixels; CLIP's text context 77, Long-CLIP's 248; vocabularies below 2^18).
+ */
+export const CONFIG_LIMITS = Object.freeze({
+  /** Transformer blocks (depth, num_hidden_layers). */
+  layers: 256,
+  /** Widths: hidden/embed size, MLP size, projection size (heads must divide the hidden size). */
+  width: 65_536,
+  /** Image and patch sides in pixels. */
+  imageSide: 4096,
+  /** Text positions (max_position_embeddings); the causal mask is positions^2 float32. */
+  positions: 4096,
+  /** Token vocabulary; also keeps ids exact as float32 (< 2^24) for the EOS ArgMax. */
+  vocab: 1 << 20,
+  /** Extra tokens (DINOv2 register tokens; released models have 4). */
+  extraTokens: 256,
+});
+
+/** A config value in an error message: a number as written, anything else by kind and excerpt. */
+export function configValue(v: unknown): string {
+  return typeof v === "number" ? String(v) : describeJson(v);
+}
+
+/**
+ * `v` when it is an integer in [min, max]; otherwise `fail` of a message naming `key`. Used by
+ * the config parsers with their own error (which names the config file).
+ */
+export function intInRange(v: unknown, key: string, min: number, max: number, fail: (what: string) => Error): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+    throw fail(`${key} is ${configValue(v)}, expected an integer from ${min} to ${max}`);
+  }
+  return v;
+}
 
 export interface TransformerBlockConfig {
   hidden: number;

@@ -16,6 +16,7 @@
  */
 import { DiffevalError } from "../errors.js";
 import type { RgbImage } from "../io/decode.js";
+import { describeJson } from "../io/read-json.js";
 import { resizePil8 } from "./pil-resample.js";
 
 export interface ClipPreprocessConfig {
@@ -43,38 +44,85 @@ export const CLIP_PREPROCESS_336: ClipPreprocessConfig = { size: 336, crop: 336,
 const RESCALE = 0.00392156862745098;
 
 /**
+ * The largest `size.shortest_edge` and `crop_size` accepted: far beyond any CLIP processor (224
+ * and 336 for OpenAI's, 384 for SigLIP-style ones), and equal to the vision tower's cap on
+ * image_size (models/transformer-onnx.ts CONFIG_LIMITS.imageSide), which the crop must match.
+ * The resize writes shortest_edge x (shortest_edge x aspect) pixels per image, so the cap also
+ * bounds that work.
+ */
+export const CLIP_MAX_SIDE = 4096;
+
+/**
+ * The most pixels the shortest-edge resize may produce before the centre crop: 2^26 (200 MB of
+ * 8-bit RGB). The resize keeps the aspect ratio, so a tiny 100000x1 image would otherwise become
+ * 224 x 22,400,000 (15 GB) before being cropped to 224 x 224; within the cap any aspect ratio up
+ * to about 1300:1 at 224 (4:1 at the largest shortest edge, 4096) still resizes as transformers does.
+ */
+export const CLIP_MAX_RESIZED_PIXELS = 2 ** 26;
+
+/**
  * The config a Hugging Face `preprocessor_config.json` describes (`size.shortest_edge`,
- * `crop_size`, `image_mean`, `image_std`). Refuses settings this module does not reproduce
- * (E_WEIGHTS_LAYOUT, as for an unsupported config.json).
+ * `crop_size`, `image_mean`, `image_std`), `name` being the file. Refuses settings this module
+ * does not reproduce and values out of range, naming the field (E_WEIGHTS_LAYOUT, as for an
+ * unsupported config.json): sides integers from 1 to CLIP_MAX_SIDE, a square crop, mean finite,
+ * std finite and positive, `rescale_factor` 1/255, bicubic (`resample` 3), every step on.
+ *
+ * For text that has not been parsed yet (a fuzz case, a file): `clipConfigFromPreprocessorJson(
+ * parseJsonText(text, name, "E_WEIGHTS_FORMAT", "a CLIPImageProcessor preprocessor_config.json"), name)`.
  */
 export function clipConfigFromPreprocessorJson(json: unknown, name = "preprocessor_config.json"): ClipPreprocessConfig {
-  const j = json as Record<string, any>;
-  const size = j?.size?.shortest_edge ?? (typeof j?.size === "number" ? j.size : undefined);
-  const crop = j?.crop_size?.height ?? (typeof j?.crop_size === "number" ? j.crop_size : undefined);
-  const cropW = j?.crop_size?.width ?? crop;
-  const ok =
-    Number.isInteger(size) &&
-    size > 0 &&
-    Number.isInteger(crop) &&
-    crop > 0 &&
-    cropW === crop &&
-    Array.isArray(j.image_mean) &&
-    j.image_mean.length === 3 &&
-    Array.isArray(j.image_std) &&
-    j.image_std.length === 3 &&
-    (j.resample === undefined || j.resample === 3) &&
-    j.do_resize !== false &&
-    j.do_center_crop !== false &&
-    j.do_rescale !== false &&
-    j.do_normalize !== false &&
-    (j.rescale_factor === undefined || Math.abs(j.rescale_factor - RESCALE) < 1e-15);
-  if (!ok) {
-    throw new DiffevalError(
+  const fail = (what: string) =>
+    new DiffevalError(
       "E_WEIGHTS_LAYOUT",
-      `${name}: not a CLIPImageProcessor configuration diffeval reproduces (shortest-edge bicubic resize, square centre crop, /255, mean/std)`,
+      `${name}: ${what}; not a CLIPImageProcessor configuration diffeval reproduces (shortest-edge bicubic resize, square centre crop, /255, mean/std)`,
     );
+  if (typeof json !== "object" || json === null || Array.isArray(json)) throw fail("not a JSON object");
+  const j = json as Record<string, unknown>;
+  const side = (v: unknown, key: string): number => {
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > CLIP_MAX_SIDE) {
+      throw fail(`${key} is ${shown(v)}, expected an integer from 1 to ${CLIP_MAX_SIDE}`);
+    }
+    return v;
+  };
+  const size = side(typeof j.size === "number" ? j.size : field(j.size, "shortest_edge"), "size.shortest_edge");
+  const crop = side(typeof j.crop_size === "number" ? j.crop_size : field(j.crop_size, "height"), "crop_size.height");
+  if (typeof j.crop_size !== "number" && field(j.crop_size, "width") !== undefined && field(j.crop_size, "width") !== crop) {
+    throw fail(`crop_size.width ${shown(field(j.crop_size, "width"))} differs from crop_size.height ${crop} (only square crops)`);
   }
-  return { size, crop, mean: [j.image_mean[0], j.image_mean[1], j.image_mean[2]], std: [j.image_std[0], j.image_std[1], j.image_std[2]] };
+  const mean = triple(j.image_mean, "image_mean", () => true, "finite numbers", fail);
+  const std = triple(j.image_std, "image_std", (v) => v > 0, "finite positive numbers", fail);
+  if (j.resample !== undefined && j.resample !== 3) throw fail(`resample ${shown(j.resample)} is not 3 (bicubic)`);
+  for (const step of ["do_resize", "do_center_crop", "do_rescale", "do_normalize"]) {
+    if (j[step] === false) throw fail(`${step} is false`);
+  }
+  if (j.rescale_factor !== undefined && !(typeof j.rescale_factor === "number" && Math.abs(j.rescale_factor - RESCALE) < 1e-15)) {
+    throw fail(`rescale_factor ${shown(j.rescale_factor)} is not 1/255`);
+  }
+  return { size, crop, mean, std };
+}
+
+/** A value in an error message: a number as written, anything else by kind and excerpt. */
+function shown(v: unknown): string {
+  return typeof v === "number" ? String(v) : describeJson(v);
+}
+
+/** `obj[key]` when `obj` is a plain object, else undefined. */
+function field(obj: unknown, key: string): unknown {
+  return typeof obj === "object" && obj !== null && !Array.isArray(obj) ? (obj as Record<string, unknown>)[key] : undefined;
+}
+
+/** Three finite numbers passing `ok` (a per-channel RGB setting). */
+function triple(
+  v: unknown,
+  key: string,
+  ok: (x: number) => boolean,
+  what: string,
+  fail: (what: string) => Error,
+): readonly [number, number, number] {
+  if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === "number" && Number.isFinite(x) && ok(x))) {
+    throw fail(`${key} is ${shown(v)}, expected 3 ${what} (R, G, B)`);
+  }
+  return [v[0], v[1], v[2]];
 }
 
 /** The resize target of `get_resize_output_image_size(default_to_square=False)`: [width, height]. */
@@ -89,6 +137,13 @@ export function clipResizeSize(width: number, height: number, shortestEdge: numb
 /** The 8-bit image after the resize and the centre crop (HWC, crop x crop x 3). */
 export function clipResizeCrop(img: RgbImage, cfg: ClipPreprocessConfig = CLIP_PREPROCESS_224, resampler: ClipResampler = "torch"): RgbImage {
   const [rw, rh] = clipResizeSize(img.width, img.height, cfg.size);
+  if (rw * rh > CLIP_MAX_RESIZED_PIXELS) {
+    throw new DiffevalError(
+      "E_IMAGE_TOO_LARGE",
+      `a ${img.width}x${img.height} image: CLIP's shortest-edge resize to ${cfg.size} would make it ${rw}x${rh}, ` +
+        `over ${CLIP_MAX_RESIZED_PIXELS} pixels (an aspect ratio no photo has); crop the image or remove it from the source`,
+    );
+  }
   const same = rw === img.width && rh === img.height;
   const resized = same
     ? img.data
