@@ -28,6 +28,10 @@ export const ERROR_CODES = {
     when: "an unexpected failure inside diffeval (a bug, not your input)",
     fix: "rerun with DIFFEVAL_DEBUG=1 and report the stack trace",
   },
+  E_OUTPUT: {
+    when: "an output file or cache entry cannot be written (a full disk, a file-size limit, no permission); the file is left as it was, with no partial copy",
+    fix: "free space or choose another --out (for the cache, point DIFFEVAL_CACHE at another folder); check the folder's permissions",
+  },
 
   // Image sources and images
   E_SOURCE: {
@@ -95,7 +99,7 @@ export const ERROR_CODES = {
     fix: "save plain float arrays",
   },
   E_STATS_FORMAT: {
-    when: "a statistics file lacks `mu`/`sigma`, has an unusable dtype, or a malformed `meta` entry",
+    when: "a statistics file lacks `mu`/`sigma`, has an unusable dtype, a sigma that is not symmetric, or a malformed `meta` entry",
     fix: "write it with `diffeval stats` or pytorch-fid's `--save-stats`",
   },
   E_PROTOCOL: {
@@ -165,7 +169,7 @@ export const ERROR_CODES = {
     fix: "delete the file and download it again",
   },
   E_WEIGHTS_FORMAT: {
-    when: "a weights file is not a readable PyTorch, safetensors or JSON file",
+    when: "a weights file is not a readable PyTorch, safetensors, ONNX or JSON file",
     fix: "re-download it, or re-save it with `torch.save(model.state_dict())`",
   },
   E_WEIGHTS_TRUNCATED: {
@@ -275,10 +279,6 @@ export const ERROR_CODES = {
   E_GATE_INPUT: {
     when: "a gate results or baseline file is unreadable or not in a results format",
     fix: "pass the output of `fid --json`, `metrics --json` or a sweep's results.json; start a baseline with `--update-baseline`",
-  },
-  E_GATE_OUTPUT: {
-    when: "the gate cannot write its report or baseline",
-    fix: "check the output path and its permissions",
   },
   E_GATE_FAILED: {
     when: "a metric regressed beyond its rule, or a cell is missing (exit 1)",

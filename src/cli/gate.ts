@@ -126,10 +126,8 @@ async function readText(file: string, code: ErrorCode, what: string, missingHint
 
 /** JUnit and Markdown files as asked, and the Markdown appended to the step summary. */
 async function writeReports(report: GateReport, opts: GateOptions): Promise<void> {
-  const write = async (file: string, text: string) =>
-    writeFileAtomic(file, text).catch((e: Error) => {
-      throw new DiffevalError("E_GATE_OUTPUT", `${file}: cannot write the report (${e.message})`);
-    });
+  // A failed write is writeFileAtomic's E_OUTPUT, which names the file and the reason.
+  const write = (file: string, text: string) => writeFileAtomic(file, text, { elsewhere: "choose another --junit or --markdown path" });
   if (opts.junit) await write(opts.junit, junitXml(report, new Date().toISOString().slice(0, 19)));
   const markdown = gateMarkdown(report);
   if (opts.markdown) await write(opts.markdown, markdown);
@@ -143,9 +141,7 @@ async function writeReports(report: GateReport, opts: GateOptions): Promise<void
 async function updateBaseline(opts: GateOptions): Promise<number> {
   const current = await readResults(opts.current, "current");
   const previous = await previousBaseline(opts.baseline);
-  await writeFileAtomic(opts.baseline, `${JSON.stringify(current.raw, null, 2)}\n`).catch((e: Error) => {
-    throw new DiffevalError("E_GATE_OUTPUT", `${opts.baseline}: cannot write the baseline (${e.message})`);
-  });
+  await writeFileAtomic(opts.baseline, `${JSON.stringify(current.raw, null, 2)}\n`, { elsewhere: "choose another --baseline" });
   const what = `${current.cells.length} cell${current.cells.length === 1 ? "" : "s"}, protocol ${current.protocol}, weights ${current.weights_sha256.slice(0, 12)}`;
   outOf(opts)(`gate: baseline ${opts.baseline} ${previous === undefined ? "created" : "updated"} from ${opts.current} (${what})${changesFrom(previous, current)}\n`);
   return EXIT_OK;

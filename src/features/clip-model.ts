@@ -29,7 +29,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { DiffevalError } from "../errors.js";
-import { writeFileAtomic } from "../io/atomic.js";
+import { CACHE_FILE, writeFileAtomic } from "../io/atomic.js";
 import { decodeImage } from "../io/decode.js";
 import type { Env } from "../models/cache.js";
 import { buildClipTextOnnx, buildClipVisionOnnx, CLIP_CONVERTER_VERSION, parseClipConfig, type ClipConfig, type ClipTower } from "../models/clip-onnx.js";
@@ -76,7 +76,8 @@ export async function readClipCheckpoint(weights: string, env: Env = process.env
   const folder = await isFolder(weights);
   const dir = folder ? weights : path.dirname(weights);
   const weightsPath = folder ? path.join(dir, "model.safetensors") : weights;
-  const config = parseClipConfig(await readWeightsJson(path.join(dir, "config.json"), "a Hugging Face CLIPModel config.json"));
+  const configFile = path.join(dir, "config.json");
+  const config = parseClipConfig(await readWeightsJson(configFile, "a Hugging Face CLIPModel config.json"), configFile);
   const preprocess = await readClipPreprocessing(dir, config);
   if (!existsSync(weightsPath)) {
     throw new DiffevalError(
@@ -132,7 +133,7 @@ export async function ensureClipOnnx(
   opts.log?.(`converting ${ckpt.weightsPath} (${what}) to ONNX (once; cached in ${path.dirname(paths[missing[0]]!)})`);
   const sd = readSafetensors(await readWeightsBytes(ckpt.weightsPath), ckpt.weightsPath);
   const built = missing.map((t) => ({ t, bytes: t === "vision" ? buildClipVisionOnnx(sd, ckpt.config) : buildClipTextOnnx(sd, ckpt.config) }));
-  for (const { t, bytes } of built) await writeFileAtomic(paths[t]!, bytes);
+  for (const { t, bytes } of built) await writeFileAtomic(paths[t]!, bytes, CACHE_FILE);
   return paths;
 }
 

@@ -16,7 +16,7 @@ import { mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { DiffevalError } from "../errors.js";
 import { parseJsonText } from "../io/read-json.js";
-import { writeFileAtomic } from "../io/atomic.js";
+import { CACHE_FILE, writeFileAtomic } from "../io/atomic.js";
 import { cacheDir, hashMemoPath, type Env } from "../models/cache.js";
 import { downloadVerified, type ProgressCallback } from "../models/download.js";
 import { sha256WithMemo } from "../models/ensure-weights.js";
@@ -50,7 +50,7 @@ export function encoderOnnxCachePath(
 export async function convertOnce(onnxPath: string, source: string, log: ((line: string) => void) | undefined, build: () => Promise<Uint8Array>): Promise<void> {
   if (existsSync(onnxPath)) return;
   log?.(`converting ${source} to ONNX (once; cached at ${onnxPath})`);
-  await writeFileAtomic(onnxPath, await build());
+  await writeFileAtomic(onnxPath, await build(), CACHE_FILE);
 }
 
 /** Whether `p` is a folder (else a file); E_WEIGHTS_MISSING when it does not exist. */

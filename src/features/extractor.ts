@@ -31,7 +31,7 @@ export interface ExtractorOptions {
   cache?: boolean;
   skipBad?: boolean;
   allowDownload?: boolean;
-  /** One-line notices (device choice, conversions) for stderr. */
+  /** One-line notices (device choice, conversions, corrupt feature-cache entries) for stderr. */
   log?: (line: string) => void;
   onDownloadProgress?: (received: number, total: number | undefined) => void;
 }
@@ -104,6 +104,7 @@ async function assembleExtractor(encoder: EncoderName, network: EncoderNetwork, 
           weightsSha256: model.weightsSha256,
           protocol,
           outputs: plan.outputs.map((o) => [o, plan.dims[o]]),
+          warn: opts.log,
         });
   return {
     encoder,

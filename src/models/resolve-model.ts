@@ -9,7 +9,7 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { DiffevalError } from "../errors.js";
-import { sha256File, writeFileAtomic } from "../io/atomic.js";
+import { CACHE_FILE, sha256File, writeFileAtomic } from "../io/atomic.js";
 import { convertedModelCachePath } from "./cache.js";
 import { ensureWeightsFile } from "./ensure-weights.js";
 import {
@@ -66,7 +66,7 @@ export async function resolveInceptionModel(opts: {
   const onnxPath = convertedModelCachePath(file.sha256, converterKey(opts.spatial ?? false));
   if (!existsSync(onnxPath)) {
     opts.log?.(`converting ${file.path} to ONNX (once; cached at ${onnxPath})`);
-    await writeFileAtomic(onnxPath, await convertWeightsFile(file.path, { sha256: file.sha256, spatial: opts.spatial }));
+    await writeFileAtomic(onnxPath, await convertWeightsFile(file.path, { sha256: file.sha256, spatial: opts.spatial }), CACHE_FILE);
   }
   return { onnxPath, weightsSha256: file.sha256, weightsPath: file.path, source: file.source };
 }

@@ -4,8 +4,8 @@
  * how little changed while the FID column says how much the network noticed. One self-contained
  * file (report/html.ts): it opens offline and loads nothing.
  */
-import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { writeFileAtomic } from "../io/atomic.js";
 import type { RgbImage } from "../io/decode.js";
 import { escapeHtml, htmlDocument, htmlTable } from "../report/html.js";
 import { dataUri, enlargedCropPng, pngBytes, type CropBox } from "../report/images.js";
@@ -15,11 +15,10 @@ import { describeJpegEncoder } from "./jpeg-encoder.js";
 
 export const REPORT_FILE = "index.html";
 
-/** Writes DIR/index.html and returns its path. */
+/** Writes DIR/index.html (atomically: a killed run leaves the previous report or the new one) and returns its path. */
 export async function writeJpegReport(dir: string, result: JpegCheckResult): Promise<string> {
-  await mkdir(dir, { recursive: true });
   const file = path.join(dir, REPORT_FILE);
-  await writeFile(file, await jpegReportHtml(result));
+  await writeFileAtomic(file, await jpegReportHtml(result), { elsewhere: "choose another --report folder" });
   return file;
 }
 
