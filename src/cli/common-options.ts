@@ -3,6 +3,7 @@ import { Command, Option } from "commander";
 import { DiffevalError } from "../errors.js";
 import { ENCODER_NAMES, getEncoder, parseEncoderName } from "../features/encoders.js";
 import { getEncoderWeightsEntry, knownEncoderWeightsIds } from "../models/registry.js";
+import type { SkippedImage } from "../features/extract.js";
 import type { ExtractorOptions } from "../features/extractor.js";
 import { parseDevice } from "../models/session.js";
 import type { Provenance } from "../pipeline/source-pair.js";
@@ -107,12 +108,24 @@ export function nonNegativeInt(value: string, flag: string): number {
   return n;
 }
 
-/** Warns once per source about skipped images (--skip-bad). */
-export function reportSkipped(spec: string, skipped: { name: string; message: string }[]): void {
-  if (skipped.length === 0) return;
-  process.stderr.write(`warning: ${spec}: skipped ${skipped.length} undecodable image(s):\n`);
-  for (const s of skipped.slice(0, 10)) process.stderr.write(`  ${s.message}\n`);
-  if (skipped.length > 10) process.stderr.write(`  ... and ${skipped.length - 10} more\n`);
+/** Skipped images named in a --skip-bad warning; the rest are counted ("and N more"). */
+export const SKIPPED_NAMED = 5;
+
+/**
+ * Warns once per source about the images --skip-bad left out, naming them: every command that
+ * honours --skip-bad (fid, metrics, jpeg, features, stats) reports through this one function.
+ */
+export function reportSkipped(spec: string, skipped: readonly SkippedImage[]): void {
+  process.stderr.write(skippedWarning(spec, skipped));
+}
+
+/** The warning text: a count, then one line per named image with its decode error. */
+export function skippedWarning(spec: string, skipped: readonly SkippedImage[]): string {
+  if (skipped.length === 0) return "";
+  const lines = [`warning: ${spec}: skipped ${skipped.length} undecodable image(s):`];
+  for (const s of skipped.slice(0, SKIPPED_NAMED)) lines.push(`  ${s.message.includes(s.name) ? s.message : `${s.name}: ${s.message}`}`);
+  if (skipped.length > SKIPPED_NAMED) lines.push(`  ... and ${skipped.length - SKIPPED_NAMED} more`);
+  return `${lines.join("\n")}\n`;
 }
 
 /** The line under every comparison: what the number was computed with. */

@@ -2,7 +2,7 @@
 import { Command } from "commander";
 import { computeFid, type FidResult } from "../pipeline/fid.js";
 import { provenanceJson } from "../pipeline/source-pair.js";
-import { addExtractionOptions, extractorOptions, provenanceLine, subsetOptions, type ExtractionFlags } from "./common-options.js";
+import { addExtractionOptions, extractorOptions, provenanceLine, reportSkipped, subsetOptions, type ExtractionFlags } from "./common-options.js";
 import { warnFormatMix } from "./format-warning.js";
 import { imageProgress } from "./image-progress.js";
 
@@ -32,9 +32,8 @@ export function fidCommand(): Command {
     });
     progress.finish();
     warnFormatMix(result, flags.real, flags.fake);
-    for (const side of ["real", "fake"] as const) {
-      if (result.skipped[side] > 0) process.stderr.write(`warning: ${side}: skipped ${result.skipped[side]} undecodable image(s)\n`);
-    }
+    reportSkipped(flags.real, result.skipped.real);
+    reportSkipped(flags.fake, result.skipped.fake);
     process.stdout.write(flags.json ? `${JSON.stringify(jsonResult(result))}\n` : humanResult(result));
   });
 }
@@ -43,7 +42,7 @@ export function fidCommand(): Command {
 function jsonResult(r: FidResult): Record<string, unknown> {
   const { fid, route, skipped, ...rest } = r;
   const key = r.encoder && r.encoder !== "inception" ? "fd" : "fid";
-  return { [key]: fid, ...provenanceJson(rest), route, skipped_real: skipped.real, skipped_fake: skipped.fake };
+  return { [key]: fid, ...provenanceJson(rest), route, skipped_real: skipped.real.length, skipped_fake: skipped.fake.length };
 }
 
 function humanResult(r: FidResult): string {

@@ -4,7 +4,7 @@ import { DiffevalError } from "../errors.js";
 import { DEFAULT_QUALITIES, runJpegCheck, type JpegCheckResult } from "../pipeline/jpeg-check.js";
 import { describeJpegEncoder } from "../robustness/jpeg-encoder.js";
 import { writeJpegReport } from "../robustness/jpeg-report.js";
-import { addExtractionOptions, extractorOptions, subsetOptions, type ExtractionFlags } from "./common-options.js";
+import { addExtractionOptions, extractorOptions, reportSkipped, subsetOptions, type ExtractionFlags } from "./common-options.js";
 import { imageProgress } from "./image-progress.js";
 
 interface JpegFlags extends ExtractionFlags {
@@ -40,9 +40,8 @@ export function jpegCommand(): Command {
       onProgress: (pass, done, total) => progress.update(pass, done, total),
     });
     progress.finish();
-    for (const side of ["real", "fake"] as const) {
-      if (result.skipped[side] > 0) process.stderr.write(`warning: ${side}: skipped ${result.skipped[side]} undecodable image(s)\n`);
-    }
+    reportSkipped(flags.real, result.skipped.real);
+    if (flags.fake !== undefined) reportSkipped(flags.fake, result.skipped.fake);
     const report = flags.report ? await writeJpegReport(flags.report, result) : undefined;
     if (report) process.stderr.write(`report: ${report}\n`);
     process.stdout.write(flags.json ? `${JSON.stringify(jpegJson(result))}\n` : jpegTable(result));
@@ -68,8 +67,8 @@ export function jpegJson(r: JpegCheckResult): Record<string, unknown> {
     encoder,
     ...provenance,
     seconds: Number(seconds.toFixed(3)),
-    skipped_real: skipped.real,
-    skipped_fake: skipped.fake,
+    skipped_real: skipped.real.length,
+    skipped_fake: skipped.fake.length,
   };
 }
 

@@ -6,7 +6,7 @@ import { isPlainObject, parseJsonText } from "../io/read-json.js";
 import { defaultMetrics, METRICS, parseMetricNames } from "../metrics/registry.js";
 import { computeMetrics, type MetricsResult } from "../pipeline/metrics.js";
 import { provenanceJson } from "../pipeline/source-pair.js";
-import { addExtractionOptions, extractorOptions, nonNegativeInt, positiveInt, provenanceLine, subsetOptions, type ExtractionFlags } from "./common-options.js";
+import { addExtractionOptions, extractorOptions, nonNegativeInt, positiveInt, provenanceLine, reportSkipped, subsetOptions, type ExtractionFlags } from "./common-options.js";
 import { warnFormatMix } from "./format-warning.js";
 import { imageProgress } from "./image-progress.js";
 
@@ -72,13 +72,15 @@ export function metricsCommand(): Command {
       warn: (line) => process.stderr.write(`${line}\n`),
     });
     progress.finish();
+    reportSkipped(flags.real, result.skippedImages.real);
+    reportSkipped(flags.fake, result.skippedImages.fake);
     warnFormatMix(result, flags.real, flags.fake);
     process.stdout.write(flags.json ? `${JSON.stringify(jsonResult(result))}\n` : humanTable(result));
   });
 }
 
 function jsonResult(r: MetricsResult): Record<string, unknown> {
-  const { metrics, skipped, ...rest } = r;
+  const { metrics, skipped, skippedImages: _images, ...rest } = r;
   return { ...metrics, encoder: rest.encoder ?? "inception", ...provenanceJson(rest), ...(Object.keys(skipped).length ? { skipped } : {}) };
 }
 

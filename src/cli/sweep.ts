@@ -7,6 +7,7 @@
 import { Command } from "commander";
 import { DiffevalError } from "../errors.js";
 import { runSweep, type SweepOutcome } from "../sweep/run-sweep.js";
+import type { PlannedCell } from "../sweep/plan.js";
 import type { RunProgress } from "../sweep/runner.js";
 import { addModelOptions, extractorOptions, type ExtractionFlags } from "./common-options.js";
 import { imageProgress } from "./image-progress.js";
@@ -98,21 +99,46 @@ export function planText(o: SweepOutcome): string {
   return `${lines.join("\n")}\n`;
 }
 
+/** Cells listed by --dry-run (the rest are counted). */
+export const MAX_TABLE_ROWS = 1000;
+
 function seedText(seeds: number[]): string {
   const contiguous = seeds.every((s, i) => i === 0 || s === seeds[i - 1] + 1);
-  return contiguous && seeds.length > 2 ? `${seeds[0]}..${seeds[seeds.length - 1]}` : seeds.join(", ");
+  if (contiguous && seeds.length > 2) return `${seeds[0]}..${seeds[seeds.length - 1]}`;
+  return seeds.length > 20 ? `${seeds.slice(0, 20).join(", ")}, ... (${seeds.length} seeds)` : seeds.join(", ");
 }
 
+/**
+ * One aligned row per cell. Linear in cells + images: the images are counted per cell in one
+ * pass (filtering all images for every cell was cells x images, minutes for 100,000 cells), and
+ * the widths found with a loop (Math.max(...column) passes every row as an argument); long
+ * values cut (see shortText), and the first MAX_TABLE_ROWS cells listed: the output stays a
+ * readable size however large the grid.
+ */
 function cellTable(o: SweepOutcome): string[] {
   const axes = o.spec.axes.map(([n]) => n);
   const header = ["cell", "cfg_scale", "w", "negative_prompt", ...axes, "images"];
-  const rows = o.plan.cells.map((c) => {
-    const n = o.plan.images.filter((im) => im.cell === c).length;
-    return [c.slug, String(c.cfgScale), String(Number((c.cfgScale - 1).toFixed(10))), JSON.stringify(c.negativePrompt), ...axes.map((a) => String(c.axes[a])), String(n)];
-  });
+  const perCell = new Map<PlannedCell, number>();
+  for (const im of o.plan.images) perCell.set(im.cell, (perCell.get(im.cell) ?? 0) + 1);
+  const rows = o.plan.cells.slice(0, MAX_TABLE_ROWS).map((c) => [
+    c.slug,
+    String(c.cfgScale),
+    String(Number((c.cfgScale - 1).toFixed(10))),
+    shortText(JSON.stringify(c.negativePrompt)),
+    ...axes.map((a) => shortText(String(c.axes[a]))),
+    String(perCell.get(c) ?? 0),
+  ]);
   const all = [header, ...rows];
-  const widths = header.map((_, i) => Math.max(...all.map((r) => r[i].length)));
-  return all.map((r) => r.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd());
+  const widths = header.map((h) => h.length);
+  for (const r of all) r.forEach((cell, i) => (widths[i] = Math.max(widths[i], cell.length)));
+  const lines = all.map((r) => r.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd());
+  const more = o.plan.cells.length - rows.length;
+  return more > 0 ? [...lines, `... and ${more} more cells`] : lines;
+}
+
+/** A value cut to 40 characters: every row is padded to the widest, so one long negative prompt would widen them all. */
+function shortText(s: string): string {
+  return s.length > 40 ? `${s.slice(0, 39)}~` : s;
 }
 
 function outcomeText(o: SweepOutcome): string {

@@ -35,6 +35,12 @@ export interface ExtractOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+/** An image left out with skipBad: its name in the source and the decode error naming it. */
+export interface SkippedImage {
+  name: string;
+  message: string;
+}
+
 export interface ExtractedFeatures {
   /** Names of the images that have a row, in row order. */
   names: string[];
@@ -44,7 +50,8 @@ export interface ExtractedFeatures {
   logits: FeatureMatrix;
   /** sFID's spatial features, when the model has them and they were asked for. */
   spatial?: FeatureMatrix;
-  skipped: { name: string; message: string }[];
+  /** Undecodable images left out (skipBad), in source order. */
+  skipped: SkippedImage[];
   /** Images that went through the network in this call (the rest came from the cache). */
   inferred: number;
 }

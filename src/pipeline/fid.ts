@@ -5,6 +5,7 @@
  */
 import { provenance, resolveSourcePair, type Provenance, type SourcePairOptions } from "./source-pair.js";
 import { frechetDistanceOfSides } from "../stats/frechet.js";
+import type { SkippedImage } from "../features/extract.js";
 
 export type FidOptions = SourcePairOptions;
 
@@ -12,7 +13,8 @@ export interface FidResult extends Provenance {
   fid: number;
   /** How the trace term was computed: from the covariances, or the n x n Gram form (n < d). */
   route: "covariance" | "gram";
-  skipped: { real: number; fake: number };
+  /** Undecodable images left out with `skipBad`, per side. */
+  skipped: { real: SkippedImage[]; fake: SkippedImage[] };
 }
 
 export async function computeFid(opts: FidOptions): Promise<FidResult> {
@@ -25,7 +27,7 @@ export async function computeFid(opts: FidOptions): Promise<FidResult> {
   return {
     fid: details.value,
     route: details.route,
-    skipped: { real: real.skipped.length, fake: fake.skipped.length },
+    skipped: { real: real.skipped, fake: fake.skipped },
     ...provenance(pair, t0),
   };
 }

@@ -14,6 +14,7 @@
 import { DiffevalError } from "../errors.js";
 import { DEFAULT_ENCODER } from "../features/encoders.js";
 import type { Extractor, ExtractorOptions } from "../features/extractor.js";
+import type { SkippedImage } from "../features/extract.js";
 import { decodeImage, type RgbImage } from "../io/decode.js";
 import { extractSource, featureSpaceMeta, isStatsFile, resolveStatsSource, type ResolvedSource } from "./resolve-source.js";
 import type { ImageItem } from "../io/sources.js";
@@ -83,7 +84,7 @@ export interface JpegCheckResult {
   version: string;
   device?: string;
   /** Undecodable images left out with `skipBad`, per side. */
-  skipped: { real: number; fake: number };
+  skipped: { real: SkippedImage[]; fake: SkippedImage[] };
   sample: JpegSample;
 }
 
@@ -132,7 +133,7 @@ export async function runJpegCheck(opts: JpegCheckOptions): Promise<JpegCheckRes
       seconds: (performance.now() - t0) / 1000,
       version: VERSION,
       device: extractor.device,
-      skipped: { real: real.skipped.length, fake: fake?.skipped.length ?? 0 },
+      skipped: { real: real.skipped, fake: fake?.skipped ?? [] },
       sample,
     };
   });

@@ -9,6 +9,7 @@ import { openImageSource, type ImageItem, type ImageSource } from "../io/sources
 import { computeMetricValues, type MetricContext, type MetricSettings as RegistrySettings, type MetricSide, type MetricValue } from "../metrics/registry.js";
 import { readOnnxInitializer } from "../models/onnx-metadata.js";
 import type { ResolvedSource } from "./resolve-source.js";
+import type { SkippedImage } from "../features/extract.js";
 import { provenance, resolveSourcePair, type Provenance, type SourcePair, type SourcePairOptions } from "./source-pair.js";
 
 export type { MetricValue };
@@ -23,6 +24,8 @@ export interface MetricsResult extends Provenance {
   metrics: Record<string, MetricValue>;
   /** Metrics that could not be computed, and why. */
   skipped: Record<string, string>;
+  /** Undecodable images left out with `skipBad`, per side. */
+  skippedImages: { real: SkippedImage[]; fake: SkippedImage[] };
 }
 
 export async function computeMetrics(opts: MetricsOptions): Promise<MetricsResult> {
@@ -30,7 +33,7 @@ export async function computeMetrics(opts: MetricsOptions): Promise<MetricsResul
   const inception = (opts.encoder ?? "inception") === "inception";
   const pair = await resolveSourcePair({ ...opts, spatial: inception && (opts.metrics.includes("sfid") || opts.spatial) });
   const { metrics, skipped } = await metricsOfPair(pair, opts);
-  return { metrics, skipped, ...provenance(pair, t0) };
+  return { metrics, skipped, skippedImages: { real: pair.real.skipped, fake: pair.fake.skipped }, ...provenance(pair, t0) };
 }
 
 /** The settings of the metrics themselves, apart from how the two sides were resolved. */

@@ -23,7 +23,7 @@ import type { ImageItem } from "../io/sources.js";
 import type { ExtractedFeatures } from "../features/extract.js";
 import { readOnnxInitializer } from "../models/onnx-metadata.js";
 import type { ManifestDone } from "./manifest.js";
-import type { PlannedCell, SweepPlan } from "./plan.js";
+import { imagesByCell, type PlannedCell, type SweepPlan } from "./plan.js";
 import type { ReferenceSpec, SweepSpec } from "./spec.js";
 
 /** `analytic:real`, `<generator>:real`: images the generator draws itself. */
@@ -148,9 +148,10 @@ interface ExtractedCell {
 
 async function extractCells(opts: EvaluateCellsOptions): Promise<ExtractedCell[]> {
   const out: ExtractedCell[] = [];
+  const byCell = imagesByCell(opts.plan);
   for (const cell of opts.plan.cells) {
     const t0 = performance.now();
-    const images = opts.plan.images.filter((im) => im.cell === cell);
+    const images = byCell.get(cell)!;
     const entries = images.flatMap((im) => opts.done.get(im.key) ?? []);
     const files = entries.map((e) => path.join(opts.outputDir, e.file));
     const base = { cell, n: entries.length, missing: images.length - entries.length, files };

@@ -8,7 +8,8 @@ import { createHash } from "node:crypto";
 import type { CellParams } from "../gate/results.js";
 import type { GenerationRequest } from "../generators/generator.js";
 import type { Prompt } from "./prompts.js";
-import type { AxisValue, SweepSpec } from "./spec.js";
+import { DiffevalError } from "../errors.js";
+import { MAX_SWEEP_CELLS, MAX_SWEEP_IMAGES, templatePlaceholders, type AxisValue, type SweepSpec } from "./spec.js";
 
 export interface PlannedCell {
   index: number;
@@ -40,32 +41,85 @@ export interface SweepPlan {
 const REQUEST_AXES = ["steps", "width", "height"] as const;
 
 export function planSweep(spec: SweepSpec, prompts: Prompt[]): SweepPlan {
+  assertPlanSize(spec, prompts.length);
   const cells = gridCells(spec);
-  const images = cells.flatMap((cell) =>
-    prompts.flatMap((prompt, promptIndex) =>
-      spec.seeds.map((seed) => ({
-        cell,
-        promptIndex,
-        seed,
-        key: `${cell.slug}/${promptIndex}-${seed}`,
-        request: requestOf(spec, cell, prompt, seed),
-      })),
-    ),
-  );
+  // Plain loops into one array: nested flatMaps allocate an array per cell and prompt, and
+  // planning 100,000 cells spent most of its time collecting them.
+  const images: PlannedImage[] = [];
+  for (const cell of cells) {
+    for (let promptIndex = 0; promptIndex < prompts.length; promptIndex++) {
+      for (const seed of spec.seeds) {
+        images.push(new LazyRequestImage(cell, promptIndex, seed, `${cell.slug}/${promptIndex}-${seed}`, spec, prompts[promptIndex]));
+      }
+    }
+  }
   return { cells, images, prompts };
+}
+
+/**
+ * A planned image whose request is built when it is read (the runner reads it once, when the
+ * image is generated): requests held for every image were most of a large plan's memory and
+ * time (2 million images: 4 s and 800 MB with them).
+ */
+class LazyRequestImage implements PlannedImage {
+  constructor(
+    readonly cell: PlannedCell,
+    readonly promptIndex: number,
+    readonly seed: number,
+    readonly key: string,
+    private readonly spec: SweepSpec,
+    private readonly prompt: Prompt,
+  ) {}
+
+  get request(): GenerationRequest {
+    return requestOf(this.spec, this.cell, this.prompt, this.seed);
+  }
+}
+
+/** Each cell's images in plan order, grouped in one pass (filtering all images per cell is cells x images). */
+export function imagesByCell(plan: Pick<SweepPlan, "cells" | "images">): Map<PlannedCell, PlannedImage[]> {
+  const byCell = new Map<PlannedCell, PlannedImage[]>(plan.cells.map((c) => [c, []]));
+  for (const im of plan.images) byCell.get(im.cell)?.push(im);
+  return byCell;
+}
+
+/**
+ * Refuses a plan beyond the limits from the lengths alone, before any cell or image is built
+ * (parseSweepSpec checks the grid too; a spec object made by hand comes here unchecked).
+ */
+function assertPlanSize(spec: SweepSpec, prompts: number): void {
+  const cells = spec.axes.reduce((p, [, v]) => p * v.length, spec.guidanceScales.length * spec.negativePrompts.length);
+  if (cells > MAX_SWEEP_CELLS) {
+    throw new DiffevalError("E_SWEEP_SPEC", `spec.axes: the grid has ${cells.toLocaleString("en-US")} cells, more than the limit of ${MAX_SWEEP_CELLS.toLocaleString("en-US")}; split it into several specs`);
+  }
+  const images = cells * prompts * spec.seeds.length;
+  if (images > MAX_SWEEP_IMAGES) {
+    throw new DiffevalError(
+      "E_SWEEP_SPEC",
+      `spec.prompts: the plan has ${images.toLocaleString("en-US")} images (${cells} cells x ${prompts} prompts x ${spec.seeds.length} seeds), ` +
+        `more than the limit of ${MAX_SWEEP_IMAGES.toLocaleString("en-US")}: use fewer prompts ("prompts": {"file", "n"}), seeds or cells, or split the sweep into several specs`,
+    );
+  }
 }
 
 function gridCells(spec: SweepSpec): PlannedCell[] {
   const combos = axisCombinations(spec.axes);
-  const raw = spec.guidanceScales.flatMap((cfgScale) =>
-    spec.negativePrompts.flatMap((negativePrompt) => combos.map((axes) => ({ cfgScale, negativePrompt, axes }))),
-  );
-  return raw.map((c, index) => ({
-    index,
-    slug: cellSlug(c.cfgScale, c.negativePrompt, c.axes),
-    params: { cfg_scale: c.cfgScale, negative_prompt: c.negativePrompt, ...c.axes },
-    ...c,
-  }));
+  const cells: PlannedCell[] = [];
+  for (const cfgScale of spec.guidanceScales) {
+    for (const negativePrompt of spec.negativePrompts) {
+      for (const axes of combos) {
+        cells.push({
+          index: cells.length,
+          slug: cellSlug(cfgScale, negativePrompt, axes),
+          params: { cfg_scale: cfgScale, negative_prompt: negativePrompt, ...axes },
+          cfgScale,
+          negativePrompt,
+          axes,
+        });
+      }
+    }
+  }
+  return cells;
 }
 
 function axisCombinations(axes: [string, AxisValue[]][]): Record<string, AxisValue>[] {
@@ -92,7 +146,14 @@ function requestOf(spec: SweepSpec, cell: PlannedCell, prompt: Prompt, seed: num
 /** "{prompt} <lora:style:{lora}>" -> "a cat <lora:style:0.5>": how A1111 takes a LoRA weight. */
 export function applyTemplate(template: string | undefined, prompt: string, axes: Record<string, AxisValue>): string {
   if (template === undefined) return prompt;
-  return template.replace(/\{([^}]*)\}/g, (_, name: string) => (name === "prompt" ? prompt : String(axes[name])));
+  const parts: string[] = [];
+  let at = 0;
+  for (const { start, end, name } of templatePlaceholders(template)) {
+    parts.push(template.slice(at, start), name === "prompt" ? prompt : String(axes[name]));
+    at = end;
+  }
+  parts.push(template.slice(at));
+  return parts.join("");
 }
 
 /**
@@ -103,13 +164,32 @@ export function applyTemplate(template: string | undefined, prompt: string, axes
 export function cellSlug(cfgScale: number, negativePrompt: string, axes: Record<string, AxisValue>): string {
   const parts = [`s${String(cfgScale)}`, `neg-${negativePrompt === "" ? "none" : valueSlug(negativePrompt)}`];
   for (const [name, value] of Object.entries(axes)) parts.push(`${valueSlug(name)}-${valueSlug(String(value))}`);
-  return parts.join("_");
+  const slug = parts.join("_");
+  // A folder name: file systems take 255 bytes (NAME_MAX), which a few axes of long values pass.
+  // A long slug keeps its start and a 12-hex hash of the whole (48 bits: a collision among
+  // MAX_SWEEP_CELLS cells that share the start has odds of about 1 in 50,000).
+  return slug.length <= MAX_SLUG ? slug : `${slug.slice(0, MAX_SLUG - 13)}-${createHash("sha256").update(slug).digest("hex").slice(0, 12)}`;
 }
 
+/** The longest cell slug (folder name), in characters (all ASCII). */
+const MAX_SLUG = 160;
+
 function valueSlug(text: string): string {
-  const words = text.toLowerCase().replace(/[^a-z0-9.+-]+/g, "-").replace(/^-+|-+$/g, "");
-  const short = words.slice(0, 24).replace(/-+$/, "") || "x";
+  const words = trimDashes(text.toLowerCase().replace(/[^a-z0-9.+-]+/g, "-"));
+  const short = trimDashes(words.slice(0, 24)) || "x";
   return short === text ? short : `${short}-${createHash("sha256").update(text).digest("hex").slice(0, 6)}`;
+}
+
+/**
+ * `s` without leading and trailing dashes, by index: /^-+|-+$/g retries `-+$` at every dash of a
+ * long run that does not end the string (quadratic in a negative prompt of many dashes).
+ */
+function trimDashes(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && s.charCodeAt(a) === 0x2d) a++;
+  while (b > a && s.charCodeAt(b - 1) === 0x2d) b--;
+  return s.slice(a, b);
 }
 
 /** The plan in numbers, for --dry-run and the run's first line. */

@@ -49,7 +49,7 @@ function jsonlPrompts(text: string, file: string): Prompt[] {
     if (line.trim() === "") continue;
     let row: Record<string, unknown>;
     try {
-      row = JSON.parse(line);
+      row = parseJsonText(line, `${file}:${i + 1}`, "E_SWEEP_SPEC", "one JSON object per line") as Record<string, unknown>;
     } catch (e) {
       throw new DiffevalError("E_SWEEP_SPEC", `${file}:${i + 1}: not valid JSON (${(e as Error).message})`);
     }
@@ -72,6 +72,9 @@ function jsonPrompts(text: string, file: string, source: { n?: number; seed: num
     });
   }
   const images = parseCocoCaptions(json, file);
-  if (source.n !== undefined) return pickCocoPairs(images, source.n, source.seed).map((p) => ({ text: p.caption, imageId: p.imageId }));
+  if (source.n !== undefined) {
+    if (source.n > images.length) throw new DiffevalError("E_SWEEP_SPEC", `spec.prompts.n: ${source.n} is more than the ${images.length} captioned images in ${file}`);
+    return pickCocoPairs(images, source.n, source.seed).map((p) => ({ text: p.caption, imageId: p.imageId }));
+  }
   return images.map((img) => ({ text: img.captions[0], imageId: img.id }));
 }

@@ -22,7 +22,7 @@ import { readManifest, verifiedDone, type ManifestFailed } from "./manifest.js";
 import { planSweep, summarizePlan, type PlanSummary, type SweepPlan } from "./plan.js";
 import { loadPrompts } from "./prompts.js";
 import { generateImages, type RunProgress } from "./runner.js";
-import { loadSweepSpec, type SweepSpec } from "./spec.js";
+import { inSpecFile, loadSweepSpec, type SweepSpec } from "./spec.js";
 
 export interface RunSweepOptions extends ExtractorOptions {
   /** A spec file, or an already validated spec. */
@@ -56,8 +56,8 @@ export interface SweepOutcome {
 export async function runSweep(opts: RunSweepOptions): Promise<SweepOutcome> {
   const t0 = performance.now();
   const spec = typeof opts.spec === "string" ? await loadSweepSpec(opts.spec) : opts.spec;
-  const plan = planSweep(spec, await loadPrompts(spec.prompts));
-  const done = await verifiedDone(spec.output, await readManifest(spec.output));
+  const plan = await planOfSpec(spec);
+  const done = await verifiedDone(spec.output, await readManifest(spec.output), plan);
   const summary = summarizePlan(plan, new Set(done.keys()));
   const base = { spec, plan, summary, generated: 0, failed: [], aborted: false };
   if (opts.dryRun) return base;
@@ -86,6 +86,8 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepOutcome> {
         generator,
         outputDir: spec.output,
         onProgress: (d, t) => opts.onExtract?.("reference", d, t),
+      }).catch((e: unknown) => {
+        throw inSpecFile(spec.file, e);
       }));
     const run = await generateImages(plan, { outputDir: spec.output, generator, signal: opts.signal, retries: opts.retries, onProgress: opts.onImages });
     await releaseGenerator();
@@ -108,6 +110,15 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepOutcome> {
   } finally {
     await releaseExtractor();
     await releaseGenerator();
+  }
+}
+
+/** The plan of the spec and its prompts; errors in either name the spec file. */
+async function planOfSpec(spec: SweepSpec): Promise<SweepPlan> {
+  try {
+    return planSweep(spec, await loadPrompts(spec.prompts));
+  } catch (e) {
+    throw inSpecFile(spec.file, e);
   }
 }
 

@@ -46,7 +46,7 @@ export interface RunImagesResult {
 }
 
 export async function generateImages(plan: SweepPlan, opts: RunImagesOptions): Promise<RunImagesResult> {
-  const done = await verifiedDone(opts.outputDir, await readManifest(opts.outputDir));
+  const done = await verifiedDone(opts.outputDir, await readManifest(opts.outputDir), plan);
   const todo = plan.images.filter((im) => !done.has(im.key));
   const progress: RunProgress = {
     total: plan.images.length,

@@ -1,14 +1,16 @@
 /**
  * The sweep spec: a JSON file (YAML would need a parser dependency, so JSON only), validated
- * field by field. Every error is E_SWEEP_SPEC and names the field the way one would write it in
- * the file (`spec.guidance_scales[2]: expected a number, got "x"`), so a typo is found at once.
+ * field by field. Every error is E_SWEEP_SPEC and names the spec file and the field the way one
+ * would write it in the file (`sweep.json: spec.guidance_scales[2]: expected a number, got "x"`),
+ * so a typo is found at once; so do the errors its prompts file, generator section and plan size
+ * cause later (inSpecFile). Sizes are bounded from the lengths, before anything is built.
  *
  * Paths inside the spec (prompt files, the reference folder or .npz, the CLIP weights, output)
  * are relative to the spec file's folder, so a spec checked in next to its prompts runs from anywhere.
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { DiffevalError } from "../errors.js";
+import { DiffevalError, isDiffevalError, type ErrorCode } from "../errors.js";
 import { parseJsonText } from "../io/read-json.js";
 import { DEFAULT_ENCODER, parseEncoderName, type EncoderName } from "../features/encoders.js";
 import { defaultMetrics, getMetric, METRIC_NAMES } from "../metrics/registry.js";
@@ -48,6 +50,8 @@ export interface ClipSpec {
 
 export interface SweepSpec {
   name: string;
+  /** The spec file, when the spec was read from one: errors raised after reading name it too. */
+  file?: string;
   /** The spec file's folder: relative paths in the spec (and in its generator's settings) start here. */
   baseDir: string;
   generator: GeneratorSpec;
@@ -86,6 +90,23 @@ const KNOWN_FIELDS = [
 /** Parameter names the grid already has: an extra axis may not reuse them. */
 const RESERVED_AXES = ["cfg_scale", "negative_prompt", "prompt", "seed", "w"];
 
+/**
+ * The largest grid a spec may ask for (guidance scales x negative prompts x every axis). Each cell
+ * is an image set and a row of the report; 100,000 is far beyond any sweep one would run, and the
+ * cross product is counted (not built) before anything is allocated, so a spec of 30 axes of 2
+ * values (2^30 cells) is refused at once instead of filling memory.
+ */
+export const MAX_SWEEP_CELLS = 100_000;
+/**
+ * The most images one plan may hold (cells x prompts x seeds): every planned image is an object
+ * in memory and a line of the manifest. Two million covers COCO-30k prompts x 2 seeds x 30 cells.
+ */
+export const MAX_SWEEP_IMAGES = 2_000_000;
+/** Extra axes: each one is a column of every cell, request and report row. */
+export const MAX_SWEEP_AXES = 32;
+/** An axis name is a column name and a parameter name (`{lora}`), not prose. */
+const MAX_AXIS_NAME = 64;
+
 /** Reads and validates a spec file. */
 export async function loadSweepSpec(file: string): Promise<SweepSpec> {
   const text = await readFile(file, "utf8").catch((e: NodeJS.ErrnoException) => {
@@ -93,15 +114,37 @@ export async function loadSweepSpec(file: string): Promise<SweepSpec> {
   });
   const json = parseJsonText(text, file, "E_SWEEP_SPEC", "a sweep spec; sweep specs are JSON");
   const name = path.basename(file).replace(/\.json$/i, "").replace(/\.sweep$/i, "");
-  return parseSweepSpec(json, { baseDir: path.dirname(path.resolve(file)), defaultName: name });
+  return parseSweepSpec(json, { baseDir: path.dirname(path.resolve(file)), defaultName: name, file });
 }
 
-/** Validates a spec object; relative paths are resolved against `baseDir`. */
-export function parseSweepSpec(json: unknown, ctx: { baseDir: string; defaultName?: string }): SweepSpec {
+/**
+ * Validates a spec object; relative paths are resolved against `baseDir`. With `file`, every
+ * error names it (`sweep.json: spec.seeds[3]: ...`) and the spec records it.
+ */
+export function parseSweepSpec(json: unknown, ctx: { baseDir: string; defaultName?: string; file?: string }): SweepSpec {
+  try {
+    return { ...specFields(json, ctx), ...(ctx.file !== undefined ? { file: ctx.file } : {}) };
+  } catch (e) {
+    throw inSpecFile(ctx.file, e);
+  }
+}
+
+/**
+ * `e` with the spec file in front of its message, for the errors that a spec's content causes
+ * (its fields, its prompts file, its generator section, the size of its plan); others unchanged.
+ */
+export function inSpecFile(file: string | undefined, e: unknown): unknown {
+  if (file === undefined || !isDiffevalError(e) || !SPEC_CODES.includes(e.code) || e.message.startsWith(`${file}: `)) return e;
+  return new DiffevalError(e.code, `${file}: ${e.message}`, { cause: e });
+}
+
+const SPEC_CODES: ErrorCode[] = ["E_SWEEP_SPEC", "E_GENERATOR_SPEC", "E_COCO_FORMAT"];
+
+function specFields(json: unknown, ctx: { baseDir: string; defaultName?: string }): Omit<SweepSpec, "file"> {
   const spec = object(json, "spec");
   for (const key of Object.keys(spec)) {
     if (!(KNOWN_FIELDS as readonly string[]).includes(key)) {
-      throw specError(`spec.${key}`, `unknown field; the fields are ${KNOWN_FIELDS.filter((k) => k !== "$schema").join(", ")}`);
+      throw specError(`spec.${clip(key)}`, `unknown field; the fields are ${KNOWN_FIELDS.filter((k) => k !== "$schema").join(", ")}`);
     }
   }
   const resolve = (p: string) => path.resolve(ctx.baseDir, p);
@@ -109,6 +152,9 @@ export function parseSweepSpec(json: unknown, ctx: { baseDir: string; defaultNam
   const output = resolve(optional(spec, "output", nonEmptyString) ?? path.join("runs", name));
   const [width, height] = sizeOf(spec.size);
   const axes = axesOf(spec.axes);
+  const guidanceScales = required(spec, "guidance_scales", (v, f) => uniqueList(v, f, positiveNumber));
+  const negativePrompts = optional(spec, "negative_prompts", (v, f) => uniqueList(v, f, string)) ?? [""];
+  assertGridSize(guidanceScales.length, negativePrompts.length, axes);
   const promptTemplate = optional(spec, "prompt_template", (v, f) => templateOf(v, f, axes));
   const encoder = optional(spec, "encoder", encoderOf) ?? DEFAULT_ENCODER;
   return {
@@ -117,8 +163,8 @@ export function parseSweepSpec(json: unknown, ctx: { baseDir: string; defaultNam
     generator: generatorOf(spec.generator),
     prompts: promptsOf(spec.prompts, resolve),
     ...(promptTemplate !== undefined ? { promptTemplate } : {}),
-    negativePrompts: optional(spec, "negative_prompts", (v, f) => uniqueList(v, f, string)) ?? [""],
-    guidanceScales: required(spec, "guidance_scales", (v, f) => uniqueList(v, f, positiveNumber)),
+    negativePrompts,
+    guidanceScales,
     seeds: seedsOf(spec),
     width,
     height,
@@ -156,7 +202,7 @@ function promptsOf(v: unknown, resolve: (p: string) => string): PromptSource {
   if (typeof v === "string") return { kind: "file", file: resolve(nonEmptyString(v, "spec.prompts")), seed: 0 };
   const o = object(v, "spec.prompts");
   for (const key of Object.keys(o)) {
-    if (!["file", "n", "seed"].includes(key)) throw specError(`spec.prompts.${key}`, "unknown field; expected file, n, seed");
+    if (!["file", "n", "seed"].includes(key)) throw specError(`spec.prompts.${clip(key)}`, "unknown field; expected file, n, seed");
   }
   return {
     kind: "file",
@@ -174,7 +220,10 @@ function seedsOf(spec: Record<string, unknown>): number[] {
     return seeds;
   }
   const n = optional(spec, "seeds_per_prompt", positiveInt) ?? 1;
+  // Checked before the list is built: each seed is an image of every prompt and cell.
+  if (n > MAX_SWEEP_IMAGES) throw specError("spec.seeds_per_prompt", `${n} seeds per prompt are more than a plan may hold (${MAX_SWEEP_IMAGES} images); use fewer`);
   const base = optional(spec, "seed", nonNegativeInt) ?? 0;
+  if (base + n - 1 > Number.MAX_SAFE_INTEGER) throw specError("spec.seed", `seed ${base} + ${n} seeds passes 2^53 - 1; use a smaller seed`);
   // The same seeds for every prompt and cell: cells differ only in their parameters (paired samples).
   return Array.from({ length: n }, (_, i) => base + i);
 }
@@ -196,13 +245,17 @@ function sizeOf(v: unknown): [number, number] {
 function axesOf(v: unknown): [string, AxisValue[]][] {
   if (v === undefined) return [];
   const o = object(v, "spec.axes");
-  return Object.entries(o).map(([name, values]) => {
-    const field = `spec.axes.${name}`;
+  const entries = Object.entries(o);
+  if (entries.length > MAX_SWEEP_AXES) throw specError("spec.axes", `${entries.length} axes; a sweep takes at most ${MAX_SWEEP_AXES}`);
+  return entries.map(([name, values]) => {
+    const field = `spec.axes.${clip(name)}`;
     if (!/^[A-Za-z_][\w.-]*$/.test(name)) throw specError(field, "axis names are letters, digits, _ . - (starting with a letter or _)");
+    if (name.length > MAX_AXIS_NAME) throw specError(field, `axis names are at most ${MAX_AXIS_NAME} characters, got ${name.length}`);
     if (RESERVED_AXES.includes(name)) {
       throw specError(field, `'${name}' is already a sweep parameter; use ${name === "cfg_scale" ? "guidance_scales" : name === "negative_prompt" ? "negative_prompts" : "the spec's own field"}`);
     }
-    const vals = uniqueList(values, field, axisValue);
+    // Unique as text: 1 and "1" would give the same prompt, slug and report column.
+    const vals = uniqueList(values, field, axisValue, String);
     if (vals.length === 0) throw specError(field, "empty list; give at least one value");
     return [name, vals];
   });
@@ -210,20 +263,53 @@ function axesOf(v: unknown): [string, AxisValue[]][] {
 
 function templateOf(v: unknown, field: string, axes: [string, AxisValue[]][]): string {
   const t = nonEmptyString(v, field);
-  if (!t.includes("{prompt}")) throw specError(field, `must contain {prompt}, got ${JSON.stringify(t)}`);
-  for (const [, name] of t.matchAll(/\{([^}]*)\}/g)) {
-    if (name !== "prompt" && !axes.some(([a]) => a === name)) {
-      throw specError(field, `{${name}} is neither {prompt} nor an axis (${axes.map(([a]) => a).join(", ") || "no axes"})`);
+  if (!t.includes("{prompt}")) throw specError(field, `must contain {prompt}, got ${clip(JSON.stringify(t))}`);
+  const names = new Set(axes.map(([a]) => a));
+  for (const { name } of templatePlaceholders(t)) {
+    if (name !== "prompt" && !names.has(name)) {
+      throw specError(field, `{${clip(name)}} is neither {prompt} nor an axis (${axes.map(([a]) => a).join(", ") || "no axes"})`);
     }
   }
   return t;
+}
+
+/**
+ * The `{name}` placeholders of a prompt template, each from a `{` to the first `}` after it (what
+ * the regex /\{([^}]*)\}/g matches), found in one pass: that regex retries from every `{` and
+ * scans to the end each time when no `}` follows, quadratic in a template of many `{`.
+ */
+export function templatePlaceholders(t: string): { start: number; end: number; name: string }[] {
+  const out: { start: number; end: number; name: string }[] = [];
+  for (let open = t.indexOf("{"); open >= 0; ) {
+    const close = t.indexOf("}", open + 1);
+    if (close < 0) break; // no `}` after this `{`: none after any later `{` either
+    out.push({ start: open, end: close + 1, name: t.slice(open + 1, close) });
+    open = t.indexOf("{", close + 1);
+  }
+  return out;
+}
+
+/**
+ * Refuses a grid of more than MAX_SWEEP_CELLS cells from the lengths alone (the product is
+ * counted in floating point, exact far beyond the limit), before any combination is built.
+ */
+function assertGridSize(scales: number, negatives: number, axes: [string, AxisValue[]][]): void {
+  const dims: [string, number][] = [["guidance_scales", scales], ["negative_prompts", negatives], ...axes.map(([n, v]): [string, number] => [n, v.length])];
+  const cells = dims.reduce((p, [, n]) => p * n, 1);
+  if (cells <= MAX_SWEEP_CELLS) return;
+  const [largest] = [...dims].sort((a, b) => b[1] - a[1])[0];
+  throw specError(
+    axes.length > 0 ? "spec.axes" : "spec.guidance_scales",
+    `the grid has ${cells.toLocaleString("en-US")} cells (${dims.map(([n, k]) => `${n} ${k}`).join(" x ")}), more than the limit of ` +
+      `${MAX_SWEEP_CELLS.toLocaleString("en-US")}: split it into several specs (e.g. one per value of ${largest}, each with its own output) or drop values`,
+  );
 }
 
 function referenceOf(v: unknown, resolve: (p: string) => string): ReferenceSpec {
   if (v === undefined) throw specError("spec.reference", "missing; give a folder of real images, a stats .npz, a reference-statistics name or analytic:real");
   const o = typeof v === "string" ? { source: v } : object(v, "spec.reference");
   for (const key of Object.keys(o)) {
-    if (!["source", "count", "seed"].includes(key)) throw specError(`spec.reference.${key}`, "unknown field; expected source, count, seed");
+    if (!["source", "count", "seed"].includes(key)) throw specError(`spec.reference.${clip(key)}`, "unknown field; expected source, count, seed");
   }
   const field = typeof v === "string" ? "spec.reference" : "spec.reference.source";
   const source = nonEmptyString(o.source, field);
@@ -240,13 +326,13 @@ function referenceOf(v: unknown, resolve: (p: string) => string): ReferenceSpec 
 function clipOf(v: unknown, resolve: (p: string) => string): ClipSpec {
   const o = typeof v === "string" ? { weights: v } : object(v, "spec.clip");
   for (const key of Object.keys(o)) {
-    if (!["weights", "tokenizer"].includes(key)) throw specError(`spec.clip.${key}`, "unknown field; expected weights, tokenizer");
+    if (!["weights", "tokenizer"].includes(key)) throw specError(`spec.clip.${clip(key)}`, "unknown field; expected weights, tokenizer");
   }
   const field = typeof v === "string" ? "spec.clip" : "spec.clip.weights";
   if (o.weights === undefined) throw specError(field, "missing; give a Hugging Face CLIP checkpoint folder (config.json, model.safetensors, tokenizer files)");
   const weights = resolve(nonEmptyString(o.weights, field));
   const tokenizer = o.tokenizer === undefined ? "openai" : string(o.tokenizer, "spec.clip.tokenizer");
-  if (tokenizer !== "openai" && tokenizer !== "hf") throw specError("spec.clip.tokenizer", `expected "openai" or "hf", got ${JSON.stringify(tokenizer)}`);
+  if (tokenizer !== "openai" && tokenizer !== "hf") throw specError("spec.clip.tokenizer", `expected "openai" or "hf", got ${clip(JSON.stringify(tokenizer))}`);
   return { weights, tokenizer };
 }
 
@@ -267,7 +353,7 @@ function encoderOf(v: unknown, field: string): EncoderName {
 function metricsOf(v: unknown, field: string): string[] {
   const names = list(v, field, (x, f) => {
     const n = string(x, f).trim().toLowerCase();
-    if (!METRIC_NAMES.includes(n)) throw specError(f, `unknown metric ${JSON.stringify(x)}; choose from ${METRIC_NAMES.join(", ")}`);
+    if (!METRIC_NAMES.includes(n)) throw specError(f, `unknown metric ${clip(JSON.stringify(x))}; choose from ${METRIC_NAMES.join(", ")}`);
     return getMetric(n).name;
   });
   if (names.length === 0) throw specError(field, "empty list; give at least one metric");
@@ -275,7 +361,7 @@ function metricsOf(v: unknown, field: string): string[] {
 }
 
 function slugName(v: string, field: string): string {
-  if (!/^[\w.-]+$/.test(v) || v.startsWith(".")) throw specError(field, `use letters, digits, _ . - (it names a folder), got ${JSON.stringify(v)}`);
+  if (!/^[\w.-]+$/.test(v) || v.startsWith(".")) throw specError(field, `use letters, digits, _ . - (it names a folder), got ${clip(JSON.stringify(v))}`);
   return v;
 }
 
@@ -298,11 +384,14 @@ function list<T>(v: unknown, field: string, check: Check<T>): T[] {
   return v.map((x, i) => check(x, `${field}[${i}]`));
 }
 
-function uniqueList<T>(v: unknown, field: string, check: Check<T>): T[] {
+/** A list without repeats, found with one Map lookup per value (`key` decides what counts as equal). */
+function uniqueList<T>(v: unknown, field: string, check: Check<T>, key: (x: T) => unknown = (x) => x): T[] {
   const values = list(v, field, check);
+  const seen = new Map<unknown, number>();
   values.forEach((x, i) => {
-    const first = values.indexOf(x);
-    if (first !== i) throw specError(`${field}[${i}]`, `${JSON.stringify(x)} repeats ${field}[${first}]`);
+    const first = seen.get(key(x));
+    if (first !== undefined) throw specError(`${field}[${i}]`, `${clip(JSON.stringify(x))} repeats ${field}[${first}]`);
+    seen.set(key(x), i);
   });
   return values;
 }
@@ -350,8 +439,13 @@ function describe(v: unknown): string {
   if (v === null) return "null";
   if (Array.isArray(v)) return "a list";
   if (typeof v === "object") return "an object";
-  if (typeof v === "string") return JSON.stringify(v);
+  if (typeof v === "string") return clip(JSON.stringify(v));
   return `${typeof v} ${String(v)}`;
+}
+
+/** A value as quoted in a message: long ones cut, so a hostile spec cannot make a megabyte message. */
+function clip(s: string): string {
+  return s.length > 80 ? `${s.slice(0, 80)}...` : s;
 }
 
 function specError(field: string, message: string): DiffevalError {

@@ -44,7 +44,7 @@ async function sampleResult(): Promise<JpegCheckResult> {
     fake: "./out",
     seconds: 1,
     version: "test",
-    skipped: { real: 0, fake: 0 },
+    skipped: { real: [], fake: [] },
     sample: { name: "real_0001.png", original, variants },
   };
 }

@@ -89,6 +89,6 @@ describe("diffeval sweep", () => {
     const file = writeSpec("bad", { generator: { type: "analytic" }, prompts: ["a"], guidance_scales: [1, "x"], reference: "./real" });
     const r = await sweepCli([file, "--dry-run"]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toBe('error[E_SWEEP_SPEC]: spec.guidance_scales[1]: expected a number, got "x"\n');
+    expect(r.stderr).toBe(`error[E_SWEEP_SPEC]: ${file}: spec.guidance_scales[1]: expected a number, got "x"\n`);
   });
 });
