@@ -50,13 +50,21 @@ export interface RuleSet {
 
 const RULE_SHAPE = /^\s*([A-Za-z_]\w*)\s*(?:\[(.*)\])?\s*:\s*(.*?)\s*$/s;
 // One grammar for an amount, on the command line (after its sign) and in a rules file's strings.
-const AMOUNT = "((?:\\d+\\.?\\d*|\\.\\d+)(?:e[+-]?\\d+)?)\\s*(%)?";
+// Each digit run can be matched one way only (`\d+(\.\d*)?`, not `\d+\.?\d*`, which splits a
+// run of n digits n ways): the fuzzer's +000...0 of 75,000 digits took minutes to refuse.
+const AMOUNT = "((?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:e[+-]?\\d+)?)\\s*(%)?";
 const BOUND_SHAPE = new RegExp(`^([+-])?\\s*${AMOUNT}$`, "i");
 const AMOUNT_SHAPE = new RegExp(`^\\s*${AMOUNT}\\s*$`, "i");
+const MAX_RULE_LENGTH = 1000;
 const EXAMPLES = '"fid:+0.5", "kid:+10%", "precision:-0.02", "fid[cfg_scale=7.5]:+1"';
 
 /** Parses one rule string; `source` names where it came from in error messages. */
 export function parseRule(text: string, source = "--rule"): GateRule {
+  // Rules are short ("fid[cfg_scale=7.5,sampler=euler]:+1"); a long one is a mistake, and capping
+  // the length keeps every pattern below linear in practice.
+  if (text.length > MAX_RULE_LENGTH) {
+    throw ruleError(`${source} "${text.slice(0, 40)}..."`, `is ${text.length} characters long; a rule has at most ${MAX_RULE_LENGTH}`);
+  }
   const where = `${source} "${text}"`;
   const shape = RULE_SHAPE.exec(text);
   if (!shape) throw ruleError(where, `expected METRIC[CELL]:±AMOUNT[%], e.g. ${EXAMPLES}`);

@@ -135,6 +135,15 @@ describe("gate results, baselines and rules", () => {
     expectNamedExit(await runCliCapped(["gate", "--current", current, "--baseline", baseline, "--update-baseline"]), "E_GATE_INPUT");
   });
 
+  it("hang: a --rule whose amount has tens of thousands of digits (regex backtracking; found by npm run fuzz)", () => {
+    // \d+\.?\d* split a run of n digits n ways; 75,000 zeros and a bad suffix took minutes.
+    for (const rule of [`fid[cfg_scale=7.5]:+${"0".repeat(75_000)}x`, `fid:+${"0".repeat(990)}x`, `fid: ${" ".repeat(990)}x`]) {
+      const t0 = performance.now();
+      expect(errorOf(() => parseRule(rule)).code).toBe("E_GATE_RULE");
+      expect(performance.now() - t0).toBeLessThan(100);
+    }
+  });
+
   it("accepted but inconsistent: gate --rule fid:+1e400 (an infinite allowance)", () => {
     for (const rule of ["fid:+1e400", "kid:+1e400%", `fid:+1${"0".repeat(400)}`]) {
       const e = errorOf(() => parseRule(rule));
