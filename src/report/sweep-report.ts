@@ -5,7 +5,7 @@
  * inline thumbnails per cell, the same (prompt, seed) images in every cell so that the eye
  * compares like with like.
  */
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import sharp from "sharp";
 import { writeFileAtomic } from "../io/atomic.js";
@@ -42,10 +42,11 @@ export async function writeSweepReport(dir: string, r: SweepResults): Promise<Sw
     markdown: path.join(dir, "summary.md"),
     html: path.join(dir, "index.html"),
   };
-  await writeFileAtomic(files.json, `${JSON.stringify(sweepResultsJson(r), null, 2)}\n`);
-  await writeFileAtomic(files.csv, sweepResultsCsv(r));
-  await writeFileAtomic(files.markdown, sweepSummaryMarkdown(r));
-  await writeFile(files.html, await sweepReportHtml(r));
+  const where = { elsewhere: 'choose another "report" folder in the spec' };
+  await writeFileAtomic(files.json, `${JSON.stringify(sweepResultsJson(r), null, 2)}\n`, where);
+  await writeFileAtomic(files.csv, sweepResultsCsv(r), where);
+  await writeFileAtomic(files.markdown, sweepSummaryMarkdown(r), where);
+  await writeFileAtomic(files.html, await sweepReportHtml(r), where);
   return files;
 }
 

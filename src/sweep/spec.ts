@@ -168,13 +168,13 @@ function specFields(json: unknown, ctx: { baseDir: string; defaultName?: string 
     seeds: seedsOf(spec),
     width,
     height,
-    steps: optional(spec, "steps", positiveInt) ?? 20,
+    steps: optional(spec, "steps", atMost(SPEC_LIMITS.steps, "sampling steps", positiveInt)) ?? 20,
     axes,
     reference: referenceOf(spec.reference, resolve),
     metrics: optional(spec, "metrics", metricsOf) ?? defaultSweepMetrics(encoder),
     encoder,
     ...(spec.encoder_weights !== undefined ? { encoderWeights: resolve(nonEmptyString(spec.encoder_weights, "spec.encoder_weights")) } : {}),
-    bootstrap: optional(spec, "bootstrap", nonNegativeInt) ?? 0,
+    bootstrap: optional(spec, "bootstrap", atMost(SPEC_LIMITS.bootstrap, "bootstrap resamples", nonNegativeInt)) ?? 0,
     metricSeed: optional(spec, "metric_seed", nonNegativeInt) ?? 0,
     ...(spec.protocol !== undefined ? { protocol: nonEmptyString(spec.protocol, "spec.protocol") } : {}),
     ...(spec.clip !== undefined ? { clip: clipOf(spec.clip, resolve) } : {}),
@@ -231,15 +231,15 @@ function seedsOf(spec: Record<string, unknown>): number[] {
 function sizeOf(v: unknown): [number, number] {
   if (v === undefined) return [512, 512];
   if (typeof v === "number") {
-    const s = positiveInt(v, "spec.size");
+    const s = side(v, "spec.size");
     return [s, s];
   }
   if (Array.isArray(v)) {
     if (v.length !== 2) throw specError("spec.size", `expected [width, height], got ${v.length} value(s)`);
-    return [positiveInt(v[0], "spec.size[0]"), positiveInt(v[1], "spec.size[1]")];
+    return [side(v[0], "spec.size[0]"), side(v[1], "spec.size[1]")];
   }
   const o = object(v, "spec.size");
-  return [required(o, "width", positiveInt, "spec.size"), required(o, "height", positiveInt, "spec.size")];
+  return [required(o, "width", side, "spec.size"), required(o, "height", side, "spec.size")];
 }
 
 function axesOf(v: unknown): [string, AxisValue[]][] {
@@ -314,7 +314,7 @@ function referenceOf(v: unknown, resolve: (p: string) => string): ReferenceSpec 
   const field = typeof v === "string" ? "spec.reference" : "spec.reference.source";
   const source = nonEmptyString(o.source, field);
   const generated = /^[a-z0-9]+:/i.test(source) && !path.isAbsolute(source) && !/^[A-Za-z]:[\\/]/.test(source);
-  const count = o.count === undefined ? undefined : positiveInt(o.count, "spec.reference.count");
+  const count = o.count === undefined ? undefined : atMost(MAX_SWEEP_IMAGES, "reference images", positiveInt)(o.count, "spec.reference.count");
   if (generated && count === undefined) throw specError("spec.reference.count", `${source} draws its images: say how many (e.g. 1000)`);
   return {
     source: generated || !looksLikePath(source) ? source : resolve(source),
@@ -422,6 +422,25 @@ function positiveInt(v: unknown, field: string): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < 1) throw specError(field, `expected a positive integer, got ${describe(v)}`);
   return v;
 }
+
+/**
+ * Bounds on the numbers a spec hands to generators and metrics, so that a typo (an extra zero
+ * or six) is an error naming the field, not hours of work or an allocation that cannot succeed.
+ * Far beyond practice: SD/SDXL generate at 512-1024 px, samplers use 1-1000 steps, papers
+ * bootstrap 1,000 times. A generated reference has at most as many images as a plan.
+ */
+export const SPEC_LIMITS = { side: 8192, steps: 10_000, bootstrap: 100_000 } as const;
+
+/** `check`, then at most `max` (`what` names the quantity in the message). */
+function atMost(max: number, what: string, check: Check<number>): Check<number> {
+  return (v, field) => {
+    const n = check(v, field);
+    if (n > max) throw specError(field, `${n} ${what} is more than the limit of ${max.toLocaleString("en-US")}`);
+    return n;
+  };
+}
+
+const side = atMost(SPEC_LIMITS.side, "pixels per side", positiveInt);
 
 function nonNegativeInt(v: unknown, field: string): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 2 ** 53 - 1) {

@@ -154,6 +154,20 @@ describe("slow specs answer in under a second", () => {
     expect(r.ms).toBeLessThan(1000);
   });
 
+  it("slow spec: sizes, steps, bootstrap and reference counts far beyond practice", () => {
+    const cases: [object, string][] = [
+      [{ size: 100_000 }, "spec.size: 100000 pixels per side is more than the limit of 8,192"],
+      [{ size: [512, 1e6] }, "spec.size[1]: 1000000 pixels per side is more than the limit of 8,192"],
+      [{ steps: 1e9 }, "spec.steps: 1000000000 sampling steps is more than the limit of 10,000"],
+      [{ bootstrap: 1e7 }, "spec.bootstrap: 10000000 bootstrap resamples is more than the limit of 100,000"],
+      [{ reference: { source: "analytic:real", count: 1e10 } }, "spec.reference.count: 10000000000 reference images is more than the limit of 2,000,000"],
+    ];
+    for (const [over, message] of cases) {
+      expect(errorOf(() => parseSweepSpec({ ...minimal, ...over }, { baseDir: tmp }))).toEqual({ code: "E_SWEEP_SPEC", message });
+    }
+    expect(parseSweepSpec({ ...minimal, size: 8192, steps: 10_000, bootstrap: 100_000 }, { baseDir: tmp }).steps).toBe(10_000);
+  });
+
   it("slow spec: a negative prompt of 100,000 dashes (cell slug)", async () => {
     const negative = `a${"-".repeat(100_000)}a`;
     const spec = parseSweepSpec({ ...minimal, negative_prompts: ["", negative] }, { baseDir: tmp });
