@@ -73,8 +73,17 @@ export interface SdExport {
 const PARTS = ["text_encoder", "unet", "vae_decoder"] as const;
 type Part = (typeof PARTS)[number];
 
-/** Checks the folder, opens the three models on `device` (all on the one `auto` picks first). */
-export async function openSdExport(dir: string, device: DeviceName = "auto"): Promise<SdExport> {
+/** What an export folder says besides its three models: read and checked before any is opened. */
+export interface SdExportConfigs {
+  root: string;
+  tokenizer: ClipTokenizer;
+  schedulerConfig: { json: unknown; file: string };
+  vaeScaling: number;
+  nativeSize: number | undefined;
+}
+
+/** Checks the folder's layout and reads its tokenizer, scheduler, VAE and UNet configs. */
+export async function readSdExportConfigs(dir: string): Promise<SdExportConfigs> {
   const root = path.resolve(dir);
   checkLayout(root);
   const tokenizer = await loadClipTokenizer(path.join(root, "tokenizer"));
@@ -84,6 +93,12 @@ export async function openSdExport(dir: string, device: DeviceName = "auto"): Pr
   const unetConfigFile = path.join(root, "unet", "config.json");
   const vaeScaling = vaeScalingOf(await readOptionalJson(vaeConfigFile), vaeConfigFile);
   const nativeSize = nativeSizeOf(await readOptionalJson(unetConfigFile), unetConfigFile);
+  return { root, tokenizer, schedulerConfig, vaeScaling, nativeSize };
+}
+
+/** Checks the folder, opens the three models on `device` (all on the one `auto` picks first). */
+export async function openSdExport(dir: string, device: DeviceName = "auto"): Promise<SdExport> {
+  const { root, tokenizer, schedulerConfig, vaeScaling, nativeSize } = await readSdExportConfigs(dir);
 
   const sessions: Partial<Record<Part, ort.InferenceSession>> = {};
   let resolved: ResolvedDevice | undefined;
