@@ -44,6 +44,8 @@ export interface FeatureCacheKey {
 
 const MAGIC = Buffer.from("diffevfc", "ascii");
 export const FEATURE_CACHE_LAYOUT = 2;
+/** The file extension of a layout-2 entry. */
+export const FEATURE_CACHE_EXTENSION = ".dfc";
 export const FEATURE_CACHE_HEADER_BYTES = 48;
 /** Corrupt entries named one by one; beyond this, one closing line (a damaged disk would flood stderr). */
 const MAX_NAMED_CORRUPT = 5;
@@ -51,7 +53,7 @@ const MAX_NAMED_CORRUPT = 5;
 export function openFeatureCache(key: FeatureCacheKey): FeatureCache {
   const names = key.outputs.map(([name]) => name).join("+");
   const dir = path.join(key.root, "features", `${key.weightsSha256.slice(0, 16)}-${key.protocol}-${names}`);
-  const entryPath = (sha: string) => path.join(dir, sha.slice(0, 2), `${sha}.dfc`);
+  const entryPath = (sha: string) => path.join(dir, sha.slice(0, 2), `${sha}${FEATURE_CACHE_EXTENSION}`);
   const values = key.outputs.reduce((sum, [, dim]) => sum + dim, 0);
   const reportCorrupt = corruptionReporter(key.warn);
   return {

@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { jpegJson, jpegTable, parseQualities } from "../../src/cli/jpeg.js";
+import { FEATURE_CACHE_EXTENSION } from "../../src/features/feature-cache.js";
 import { runJpegCheck, type JpegCheckResult } from "../../src/pipeline/jpeg-check.js";
 import { runCli } from "../helpers/cli.js";
 import { fixture } from "../helpers/fixtures.js";
@@ -31,7 +32,7 @@ function cachedEntries(): number {
   const walk = (dir: string) => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       if (e.isDirectory()) walk(path.join(dir, e.name));
-      else if (e.name.endsWith(".f32")) n++;
+      else if (e.name.endsWith(FEATURE_CACHE_EXTENSION)) n++;
     }
   };
   try {
