@@ -1,11 +1,12 @@
 /**
  * `npm run bench`: every benchmark, one JSON file (bench-results/bench.json, or $BENCH_OUT).
- * Select some with BENCH_ONLY=convert,stats,preprocess,features,metrics,encoders,sd.
+ * Select some with BENCH_ONLY=convert,stats,preprocess,features,metrics,encoders,sd,arrays.
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { VERSION } from "../src/version.js";
+import { benchArrays } from "./arrays.js";
 import { benchConvert } from "./convert.js";
 import { benchEncoders } from "./encoders.js";
 import { benchFeatures } from "./features.js";
@@ -22,6 +23,7 @@ const BENCHES: Record<string, () => Promise<Record<string, unknown>>> = {
   metrics: benchMetrics,
   encoders: benchEncoders,
   sd: benchSd,
+  arrays: benchArrays,
 };
 
 async function main(): Promise<void> {

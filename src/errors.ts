@@ -35,15 +35,15 @@ export const ERROR_CODES = {
 
   // Image sources and images
   E_SOURCE: {
-    when: "a source (folder, list file, zip, stats file or reference name) does not exist or cannot be read",
+    when: "a source (folder, list file, zip or tar archive, tar shard pattern, stats file or reference name) does not exist, cannot be read, or is a malformed archive",
     fix: "check the path, or name a reference from `diffeval stats list`",
   },
   E_EMPTY_SOURCE: {
     when: "a source holds no images",
-    fix: "point it at the folder, list or zip that holds the images (.png, .jpg, .jpeg, .webp, .bmp)",
+    fix: "point it at the folder, list, zip or tar that holds the images (.png, .jpg, .jpeg, .webp, .bmp)",
   },
   E_ZIP_UNSAFE: {
-    when: "a zip source has an entry with an absolute or `..` path",
+    when: "a zip or tar source has an entry with an absolute or `..` path",
     fix: "re-create the archive with relative entry names",
   },
   E_IMAGE_DECODE: {
@@ -101,6 +101,10 @@ export const ERROR_CODES = {
   E_STATS_FORMAT: {
     when: "a statistics file lacks `mu`/`sigma`, has an unusable dtype, a sigma that is not symmetric, or a malformed `meta` entry",
     fix: "write it with `diffeval stats` or pytorch-fid's `--save-stats`",
+  },
+  E_FEATURES_FORMAT: {
+    when: "a features file (`.npz`, or `.npy` with its `.json` sidecar) lacks `features`, `files` or `meta`, holds features that are not a float32 N x D array, or names a different number of files than it has rows",
+    fix: "write it with `diffeval features SOURCE --out feats.npz`",
   },
   E_PROTOCOL: {
     when: "an unknown protocol or preprocessing name",

@@ -10,6 +10,7 @@ export { openImageSource, type ImageItem } from "./io/sources.js";
 export { decodeImage, type RgbImage } from "./io/decode.js";
 export { readNpy, writeNpy, type NpyArray } from "./io/npy.js";
 export { readNpz, writeNpz, readStatsNpz, writeStatsNpz } from "./io/npz.js";
+export { readFeaturesFile, readFeaturesNpz, writeFeaturesNpz, type FeaturesFile, type FeaturesFileMeta } from "./io/features-file.js";
 export { extractSource, loadStatsFile, type ResolvedSource, type StatsMeta } from "./pipeline/resolve-source.js";
 export { getProtocol, PROTOCOLS, type ProtocolName } from "./preprocess/protocols.js";
 export { fitGaussian } from "./stats/gaussian.js";

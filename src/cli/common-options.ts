@@ -1,6 +1,7 @@
 /** Flags shared by every command that extracts features, and their translation to library options. */
 import { Command, Option } from "commander";
 import { DiffevalError } from "../errors.js";
+import { ARRAY_RANGES, parseArrayRange, type ArrayRange } from "../io/array-source.js";
 import { ENCODER_NAMES, getEncoder, parseEncoderName } from "../features/encoders.js";
 import { getEncoderWeightsEntry, knownEncoderWeightsIds } from "../models/registry.js";
 import type { SkippedImage } from "../features/extract.js";
@@ -21,6 +22,8 @@ export interface ExtractionFlags {
   skipBad?: boolean;
   limit?: string;
   seed: string;
+  arrayKey?: string;
+  arrayRange?: string;
 }
 
 /**
@@ -50,12 +53,14 @@ function encoderWeightIds(): string {
     .join(", ");
 }
 
-/** The model flags, and those that choose the images: --skip-bad, --limit, --seed. */
+/** The model flags, and those that choose the images: --skip-bad, --limit, --seed, --array-key, --array-range. */
 export function addExtractionOptions(cmd: Command): Command {
   return addModelOptions(cmd)
     .option("--skip-bad", "warn about undecodable images and go on, instead of stopping")
     .option("--limit <n>", "use a random subset of N images per image source")
-    .option("--seed <n>", "seed for --limit's subset", "0");
+    .option("--seed <n>", "seed for --limit's subset", "0")
+    .option("--array-key <key>", "which array of an .npz image source holds the images (default arr_0, else the only image-shaped one); on an .npz with mu/sigma too (ADM reference batches), reads its images instead of its statistics")
+    .option("--array-range <lo,hi>", `value range of a float image array (.npy/.npz): ${Object.keys(ARRAY_RANGES).join(" | ")}; required for float arrays`);
 }
 
 export function extractorOptions(flags: ExtractionFlags): ExtractorOptions {
@@ -89,10 +94,13 @@ function downloadProgressLine(): (received: number, total: number | undefined) =
   };
 }
 
-export function subsetOptions(flags: ExtractionFlags): { limit?: number; seed: number } {
+/** The options that choose the images of a source: the --limit subset, and which array (and range) of an array file. */
+export function subsetOptions(flags: ExtractionFlags): { limit?: number; seed: number; arrayKey?: string; arrayRange?: ArrayRange } {
   return {
     limit: flags.limit === undefined ? undefined : positiveInt(flags.limit, "--limit"),
     seed: nonNegativeInt(flags.seed, "--seed"),
+    ...(flags.arrayKey !== undefined ? { arrayKey: flags.arrayKey } : {}),
+    ...(flags.arrayRange !== undefined ? { arrayRange: parseArrayRange(flags.arrayRange) } : {}),
   };
 }
 

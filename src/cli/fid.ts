@@ -15,9 +15,9 @@ interface FidFlags extends ExtractionFlags {
 
 export function fidCommand(): Command {
   const cmd = new Command("fid")
-    .description("Frechet Inception Distance (or FD in the --encoder's space) between two image sets (folders, list files, zips) or stats .npz files")
-    .requiredOption("--real <source>", "reference images or stats .npz")
-    .requiredOption("--fake <source>", "generated images or stats .npz")
+    .description("Frechet Inception Distance (or FD in the --encoder's space) between two sources: images (folder, list, zip, tar, .npy/.npz array), a features file, a stats .npz or a reference name")
+    .requiredOption("--real <source>", "reference images, features file, stats .npz or reference name")
+    .requiredOption("--fake <source>", "generated images, features file, stats .npz or reference name")
     .option("--json", "print one JSON object instead of the human summary")
     .option("--force", "compare even when the sides disagree on protocol or weights");
   return addExtractionOptions(cmd).action(async (flags: FidFlags) => {

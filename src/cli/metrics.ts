@@ -30,8 +30,8 @@ interface MetricsFlags extends ExtractionFlags {
 export function metricsCommand(): Command {
   const cmd = new Command("metrics")
     .description("FID, KID, IS, precision/recall, density/coverage, sFID, diversity and Gaussianity over the same features")
-    .requiredOption("--real <source>", "reference images or stats .npz")
-    .requiredOption("--fake <source>", "generated images or stats .npz")
+    .requiredOption("--real <source>", "reference images, features file, stats .npz or reference name")
+    .requiredOption("--fake <source>", "generated images, features file, stats .npz or reference name")
     .option(
       "--metrics <list>",
       `comma-separated: ${METRICS.filter((m) => !m.needs.includes("prompts")).map((m) => m.name).join(",")} ` +

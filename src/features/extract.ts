@@ -44,6 +44,8 @@ export interface SkippedImage {
 export interface ExtractedFeatures {
   /** Names of the images that have a row, in row order. */
   names: string[];
+  /** sha256 (hex) of each of those images' bytes, in row order: the source's fingerprint is made of them. */
+  contentSha256: string[];
   /** The main features every metric uses: Inception's pool3, or another encoder's embedding (ExtractOptions.primary). */
   embedding: FeatureMatrix;
   /** Inception's logits (0 columns for an encoder without them). */
@@ -57,7 +59,7 @@ export interface ExtractedFeatures {
 }
 
 type Prepared =
-  | { kind: "cached"; features: CachedFeatures }
+  | { kind: "cached"; features: CachedFeatures; sha: string }
   | { kind: "tensor"; tensor: Float32Array; sha: string }
   | { kind: "bad"; message: string };
 
@@ -70,6 +72,7 @@ export async function extractFeatures(items: ImageItem[], opts: ExtractOptions):
   const total = items.length;
   const rows: Record<string, Float32Array> = Object.fromEntries(outputs.map((o) => [o, new Float32Array(total * dims[o])]));
   const names: string[] = [];
+  const shas: string[] = [];
   const skipped: ExtractedFeatures["skipped"] = [];
   let inferred = 0;
   let done = 0;
@@ -126,6 +129,7 @@ export async function extractFeatures(items: ImageItem[], opts: ExtractOptions):
     }
     const row = names.length;
     names.push(item.name);
+    shas.push(prepared.sha);
     if (prepared.kind === "cached") {
       store(row, prepared.features);
       done++;
@@ -146,6 +150,7 @@ export async function extractFeatures(items: ImageItem[], opts: ExtractOptions):
   const matrix = (o: string): FeatureMatrix => ({ n, d: dims[o], data: rows[o].slice(0, n * dims[o]) });
   return {
     names,
+    contentSha256: shas,
     embedding: matrix(primary),
     logits: outputs.includes("logits") ? matrix("logits") : { n, d: 0, data: new Float32Array(0) },
     ...(outputs.includes("spatial") ? { spatial: matrix("spatial") } : {}),
@@ -164,7 +169,7 @@ async function prepare(item: ImageItem, opts: ExtractOptions): Promise<Prepared>
   }
   const sha = createHash("sha256").update(bytes).digest("hex");
   const cached = await opts.cache?.get(sha);
-  if (cached) return { kind: "cached", features: cached };
+  if (cached) return { kind: "cached", features: cached, sha };
   try {
     return { kind: "tensor", tensor: await opts.preparer.prepare(bytes, item.location), sha };
   } catch (e) {

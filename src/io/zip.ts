@@ -22,6 +22,7 @@ import { open, type FileHandle } from "node:fs/promises";
 import { crc32 } from "node:zlib";
 import { Inflate, inflateSync } from "fflate";
 import { DiffevalError, type ErrorCode } from "../errors.js";
+import { readAt } from "./read-at.js";
 
 export interface ZipEntryInfo {
   name: string;
@@ -41,6 +42,12 @@ export interface ZipReader {
   read(entry: ZipEntryInfo): Promise<Uint8Array>;
   /** The first `length` bytes of the entry's content (fewer if it is shorter), without reading the rest. */
   head(entry: ZipEntryInfo, length: number): Promise<Uint8Array>;
+  /**
+   * File offset of the entry's stored (or deflated) bytes, after its local header; the entry is
+   * checked as for `read` (method, encryption, declared size, bytes within the file), so a caller
+   * can stream the entry from its own reads (io/array-source.ts reads an image array row by row).
+   */
+  dataStart(entry: ZipEntryInfo): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -50,6 +57,7 @@ export interface ZipBytesReader {
   entries: ZipEntryInfo[];
   read(entry: ZipEntryInfo): Uint8Array;
   head(entry: ZipEntryInfo, length: number): Uint8Array;
+  dataStart(entry: ZipEntryInfo): number;
 }
 
 const SIG_LOCAL = 0x04034b50;
@@ -99,6 +107,7 @@ export async function openZip(file: string, code: ErrorCode = "E_NPZ_FORMAT"): P
       entries,
       read: (entry) => run(entryContent(entry, size, file, code)),
       head: (entry, length) => run(entryHead(entry, length, size, file, code)),
+      dataStart: (entry) => run(entryData(entry, size, file, code)),
       close: () => fh.close(),
     };
   } catch (e) {
@@ -116,6 +125,7 @@ export function zipFromBytes(bytes: Uint8Array, file: string, code: ErrorCode = 
     entries: run(centralDirectory(size, file, code)),
     read: (entry) => run(entryContent(entry, size, file, code)),
     head: (entry, length) => run(entryHead(entry, length, size, file, code)),
+    dataStart: (entry) => run(entryData(entry, size, file, code)),
   };
 }
 
@@ -139,18 +149,6 @@ function runOnBytes<T>(parse: Parse<T>, bytes: Uint8Array): T {
     step = parse.next(bytes.subarray(position, position + length));
   }
   return step.value;
-}
-
-/** Reads `length` bytes at `position`; the parser has already checked both against the file size. */
-async function readAt(fh: FileHandle, position: number, length: number): Promise<Uint8Array> {
-  const buf = Buffer.alloc(length);
-  let done = 0;
-  while (done < length) {
-    const { bytesRead } = await fh.read(buf, done, length - done, position + done);
-    if (bytesRead === 0) break;
-    done += bytesRead;
-  }
-  return new Uint8Array(buf.buffer, buf.byteOffset, done);
 }
 
 // ---------------------------------------------------------------------------------------------

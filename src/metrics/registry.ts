@@ -27,8 +27,10 @@ import { vendiScore } from "./vendi.js";
 export interface MetricSide {
   /** How the side was named (for messages). */
   spec: string;
+  /** What the side is ("images", "features", "stats"), for the reason a metric is skipped. */
+  kind?: string;
   gaussian: Gaussian;
-  /** Per-image features (absent for a stats file). */
+  /** Per-image features (absent for a stats file; a features file has them, but no images or spatial features). */
   features?: FeatureMatrix;
   /** sFID's spatial features, when extracted. */
   spatial?: FeatureMatrix;
@@ -98,6 +100,7 @@ export type MetricNeed =
   | "any-features" // per-image features on at least one side
   | "spatial" // sFID's spatial features on both sides
   | "fake-images" // the fake side's images (decoded on demand)
+  | "logits" // the Inception fc layer, to turn the fake features into logits (a model loaded for an image side)
   | "prompts"; // the fake images' prompts (CLIP embeddings of both)
 
 export interface MetricEntry {
@@ -201,7 +204,7 @@ export const METRICS: readonly MetricEntry[] = [
     title: "Inception Score of the fake set (torch-fidelity: bias-free logits, 1008 classes, shuffled, 10 splits)",
     keys: [{ key: "is", better: "higher", about: "Inception Score mean and std over splits" }],
     encoders: "inception",
-    needs: ["fake-features"],
+    needs: ["fake-features", "logits"],
     defaultFor: ["inception"],
     minImages: () => 10,
     fakeOnly: true,
@@ -379,14 +382,28 @@ function statsFilesAmong(sides: MetricSide[]): string | undefined {
   return `needs per-image features; ${missing.map((s) => s.spec).join(" and ")} ${several ? "are" : "is a"} stats file${several ? "s" : ""}`;
 }
 
+/** A side without images, as a reason names it: "x.npz is a features file". */
+function noImages(side: MetricSide): string {
+  return `${side.spec} is a ${side.kind === "features" ? "features" : "stats"} file`;
+}
+
+/** Why sFID's spatial features are missing (a features file holds pool3 rows only). */
+function noSpatial({ real, fake }: MetricContext): string | undefined {
+  const files = [real, fake].filter((s) => s.kind === "features");
+  if (files.length === 1) return `needs sFID's spatial features; ${noImages(files[0])}, which holds none`;
+  if (files.length === 2) return `needs sFID's spatial features; ${real.spec} and ${fake.spec} are features files, which hold none`;
+  return real.spatial && fake.spatial ? undefined : "needs sFID's spatial features, which were not extracted";
+}
+
 /** For each need: why these sides do not meet it, or undefined when they do. */
 const UNMET: Record<MetricNeed, (ctx: MetricContext) => string | undefined> = {
   features: ({ real, fake }) => statsFilesAmong([real, fake]),
   "fake-features": ({ fake }) => statsFilesAmong([fake]),
   "any-features": ({ real, fake }) => (real.features || fake.features ? undefined : "needs per-image features; both sides are stats files"),
-  spatial: ({ real, fake }) =>
-    statsFilesAmong([real, fake]) ?? (real.spatial && fake.spatial ? undefined : "needs sFID's spatial features, which were not extracted"),
-  "fake-images": ({ fake }) => (fake.images ? undefined : `needs images; ${fake.spec} is a stats file`),
+  spatial: (ctx) => statsFilesAmong([ctx.real, ctx.fake]) ?? noSpatial(ctx),
+  "fake-images": ({ fake }) => (fake.images ? undefined : `needs images; ${noImages(fake)}`),
+  logits: ({ fcWeight }) =>
+    fcWeight ? undefined : "needs the Inception model's fc layer (for the logits), which is loaded only when a side is images",
   prompts: ({ prompts }) => (prompts ? undefined : "needs each image's prompt (diffeval clipscore, or a sweep with a clip field)"),
 };
 

@@ -17,7 +17,7 @@ import type { Extractor, ExtractorOptions } from "../features/extractor.js";
 import type { SkippedImage } from "../features/extract.js";
 import { decodeImage, type RgbImage } from "../io/decode.js";
 import { extractSource, featureSpaceMeta, isStatsFile, resolveStatsSource, type ResolvedSource } from "./resolve-source.js";
-import type { ImageItem } from "../io/sources.js";
+import type { ImageItem, ImageSourceOptions } from "../io/sources.js";
 import { assertComparable, plannedProtocol } from "./source-pair.js";
 import { withExtraction } from "./with-extraction.js";
 import { frechetDistanceOfSides } from "../stats/frechet.js";
@@ -28,7 +28,7 @@ import { encodeJpeg, jpegEncoderInfo, type JpegEncoderInfo } from "../robustness
 
 export const DEFAULT_QUALITIES: readonly number[] = [100, 95, 90, 75, 50];
 
-export interface JpegCheckOptions extends ExtractorOptions {
+export interface JpegCheckOptions extends ExtractorOptions, ImageSourceOptions {
   /** Images (folder, list file or zip): the set that is re-encoded. */
   real: string;
   /** Optional generated set to compare with: images, a stats .npz or a reference-statistics name. */
@@ -91,10 +91,10 @@ export interface JpegCheckResult {
 export async function runJpegCheck(opts: JpegCheckOptions): Promise<JpegCheckResult> {
   const t0 = performance.now();
   const qualities = checkedQualities(opts.qualities ?? DEFAULT_QUALITIES);
-  if (isStatsFile(opts.real)) {
+  if (await isStatsFile(opts.real, opts.arrayKey)) {
     throw new DiffevalError("E_USAGE", `${opts.real}: the JPEG check re-encodes the real images; --real must be images (folder, list file or zip), not a stats file`);
   }
-  const fakeStats = opts.fake ? await resolveStatsSource(opts.fake, { log: opts.log, onProgress: opts.onDownloadProgress }) : undefined;
+  const fakeStats = opts.fake ? await resolveStatsSource(opts.fake, { log: opts.log, onProgress: opts.onDownloadProgress, arrayKey: opts.arrayKey }) : undefined;
   const encoder = opts.encoder ?? DEFAULT_ENCODER;
   const protocol = plannedProtocol(encoder, opts.protocol, [fakeStats]);
   if (fakeStats && !opts.force) assertComparable(fakeStats, { spec: opts.real, meta: featureSpaceMeta(encoder, protocol) });

@@ -5,7 +5,7 @@
  * whose needs a side cannot meet is skipped with the reason.
  */
 import { decodeImage } from "../io/decode.js";
-import { openImageSource, type ImageItem, type ImageSource } from "../io/sources.js";
+import { imageSourceOptions, openImageSource, type ImageItem, type ImageSource } from "../io/sources.js";
 import { computeMetricValues, type MetricContext, type MetricSettings as RegistrySettings, type MetricSide, type MetricValue } from "../metrics/registry.js";
 import { readOnnxInitializer } from "../models/onnx-metadata.js";
 import type { ResolvedSource } from "./resolve-source.js";
@@ -38,7 +38,7 @@ export async function computeMetrics(opts: MetricsOptions): Promise<MetricsResul
 
 /** The settings of the metrics themselves, apart from how the two sides were resolved. */
 export type MetricSettings = RegistrySettings &
-  Pick<MetricsOptions, "metrics" | "warn" | "limit" | "seed"> & {
+  Pick<MetricsOptions, "metrics" | "warn" | "limit" | "seed" | "arrayKey" | "arrayRange"> & {
     /** The model's fc.weight (the Inception Score's logits), when the caller has already read it. */
     fcWeight?: Float32Array;
   };
@@ -58,7 +58,8 @@ export async function metricsOfPair(
       fake: fakeImages ? { ...pair.fake, images: fakeImages } : pair.fake,
       encoder: pair.encoder ?? "inception",
       settings: opts,
-      fcWeight: async () => opts.fcWeight ?? (await readOnnxInitializer(pair.onnxPath!, "fc.weight")).data,
+      // No model when both sides were precomputed (features or stats files): the registry then skips IS.
+      ...(opts.fcWeight || pair.onnxPath ? { fcWeight: async () => opts.fcWeight ?? (await readOnnxInitializer(pair.onnxPath!, "fc.weight")).data } : {}),
     };
     const { metrics, skipped } = await computeMetricValues(opts.metrics, ctx);
     for (const [metric, why] of Object.entries(skipped)) opts.warn?.(`warning: ${metric} skipped: ${why}`);
@@ -72,7 +73,7 @@ export async function metricsOfPair(
  * An image side's images in feature-row order, decoded on demand: the source is opened again only
  * when a metric reads an image (MS-SSIM reads the pairs it draws), and closed by `close`.
  */
-function lazyImages(side: ResolvedSource, opts: Pick<MetricSettings, "limit" | "seed">): (NonNullable<MetricSide["images"]> & { close(): Promise<void> }) | undefined {
+function lazyImages(side: ResolvedSource, opts: Pick<MetricSettings, "limit" | "seed" | "arrayKey" | "arrayRange">): (NonNullable<MetricSide["images"]> & { close(): Promise<void> }) | undefined {
   if (side.kind !== "images" || !side.names) return undefined;
   const names = side.names;
   let source: Promise<ImageSource> | undefined;
@@ -80,7 +81,7 @@ function lazyImages(side: ResolvedSource, opts: Pick<MetricSettings, "limit" | "
   return {
     count: names.length,
     async read(i) {
-      source ??= openImageSource(side.spec, { limit: opts.limit, seed: opts.seed });
+      source ??= openImageSource(side.spec, imageSourceOptions(opts));
       byName ??= new Map((await source).items.map((it) => [it.name, it]));
       const item = byName.get(names[i])!;
       return decodeImage(await item.read(), item.location);

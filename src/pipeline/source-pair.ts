@@ -7,14 +7,15 @@
  */
 import { DiffevalError } from "../errors.js";
 import { DEFAULT_PROTOCOL, type Extractor, type ExtractorOptions } from "../features/extractor.js";
-import { DEFAULT_ENCODER, type EncoderName } from "../features/encoders.js";
+import { DEFAULT_ENCODER, parseEncoderName, type EncoderName } from "../features/encoders.js";
 import { POOL3_DIM } from "../features/inception-runner.js";
-import { extractSource, featureSpaceMeta, resolveStatsSource, type ResolvedSource } from "./resolve-source.js";
+import { extractSource, featureSpaceMeta, resolveStatsSource, type ResolvedSource, type SourceIdentity } from "./resolve-source.js";
 import { withExtraction } from "./with-extraction.js";
+import type { ImageSourceOptions } from "../io/sources.js";
 import { censusRecorder, type CensusPair } from "../robustness/format-census.js";
 import { VERSION } from "../version.js";
 
-export interface SourcePairOptions extends ExtractorOptions {
+export interface SourcePairOptions extends ExtractorOptions, ImageSourceOptions {
   real: string;
   fake: string;
   /** Compare even when the two sides disagree on protocol or weights. */
@@ -50,6 +51,8 @@ export interface Provenance {
   n_fake: number | null;
   real: string;
   fake: string;
+  /** Each side's kind (folder, list, zip, tar, array, features, stats, reference) and fingerprint. */
+  sources: { real: SourceIdentity; fake: SourceIdentity };
   /** Wall-clock seconds, source resolution and feature extraction included. */
   seconds: number;
   version: string;
@@ -67,6 +70,7 @@ export function provenance(pair: SourcePair, startedAt: number): Provenance {
     n_fake: pair.fake.gaussian.n || null,
     real: pair.real.spec,
     fake: pair.fake.spec,
+    sources: { real: pair.real.identity, fake: pair.fake.identity },
     seconds: (performance.now() - startedAt) / 1000,
     version: VERSION,
     ...(pair.device ? { device: pair.device } : {}),
@@ -82,9 +86,9 @@ export function provenanceJson(p: Provenance): Record<string, unknown> {
 export async function resolveSourcePair(opts: SourcePairOptions): Promise<SourcePair> {
   const specs = [opts.real, opts.fake] as const;
   // Stats files and reference-statistics names (fetched into the cache on first use).
-  const statsOpts = { log: opts.log, onProgress: opts.onDownloadProgress };
+  const statsOpts = { log: opts.log, onProgress: opts.onDownloadProgress, arrayKey: opts.arrayKey };
   const stats = await Promise.all(specs.map((s) => resolveStatsSource(s, statsOpts)));
-  const encoder = opts.encoder ?? DEFAULT_ENCODER;
+  const encoder = pairEncoder(opts.encoder, stats, opts.force);
   const protocol = plannedProtocol(encoder, opts.protocol, stats);
   // The census reads the bytes the extraction reads anyway: no extra I/O.
   const recorders = [censusRecorder(), censusRecorder()] as const;
@@ -136,6 +140,21 @@ export async function resolveSourcePair(opts: SourcePairOptions): Promise<Source
 export function plannedProtocol(encoder: EncoderName, protocol: string | undefined, stats: readonly (ResolvedSource | undefined)[]): string | undefined {
   if (encoder !== "inception") return protocol;
   return protocol ?? stats.find((s) => s?.meta.protocol)?.meta.protocol ?? DEFAULT_PROTOCOL;
+}
+
+/**
+ * The pair's feature space: --encoder when given; else, when both sides are precomputed (stats or
+ * features files), the one they were made in (two dinov2 files are a dinov2 distance, fd, not an
+ * Inception FID); else inception, the default for images (a dinov2 file against images without
+ * --encoder is refused as a mismatch rather than guessed). A side in another space than --encoder
+ * is refused.
+ */
+function pairEncoder(asked: EncoderName | undefined, stats: readonly (ResolvedSource | undefined)[], force = false): EncoderName {
+  const known = stats.filter((s): s is ResolvedSource => s !== undefined);
+  const allKnown = known.length === stats.length;
+  const encoder = asked ?? (allKnown ? parseEncoderName(known[0].meta.encoder ?? DEFAULT_ENCODER) : DEFAULT_ENCODER);
+  if (asked && !force) for (const side of known) assertComparable(side, { spec: `--encoder ${asked}`, meta: featureSpaceMeta(asked, undefined) });
+  return encoder;
 }
 
 /** A stats file against images: refuse a protocol or dimension mismatch before the slow part. */

@@ -4,7 +4,7 @@
  * extractor for all of them, extract, and close the extractor and the sources whatever happens.
  */
 import { openExtractor, type Extractor, type ExtractorOptions } from "../features/extractor.js";
-import type { ImageSource, ImageSourceOptions } from "../io/sources.js";
+import { imageSourceOptions, type ImageSource, type ImageSourceOptions } from "../io/sources.js";
 import { extractSource, openImageSide, type ResolvedSource } from "./resolve-source.js";
 
 export interface WithExtractionOptions extends ExtractorOptions, ImageSourceOptions {
@@ -24,7 +24,7 @@ export async function withExtraction<T>(
   const sources: (ImageSource | undefined)[] = [];
   let extractor: Extractor | undefined;
   try {
-    for (const spec of specs) sources.push(spec === undefined ? undefined : await openImageSide(spec, { limit: opts.limit, seed: opts.seed }));
+    for (const spec of specs) sources.push(spec === undefined ? undefined : await openImageSide(spec, imageSourceOptions(opts)));
     opts.beforeModel?.();
     extractor = await openExtractor(opts);
     return await use(sources, extractor);

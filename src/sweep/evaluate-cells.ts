@@ -172,7 +172,7 @@ async function cellMetrics(c: ExtractedCell, settings: MetricSettings, opts: Eva
     return { ...c.base, metrics: {}, skipped: { all: `${c.base.n} image(s) done; metrics need at least 2` }, seconds: c.seconds };
   }
   const t0 = performance.now();
-  const fake = imagesSide(c.spec, c.features, opts.extractor);
+  const fake = imagesSide(c.spec, c.features, opts.extractor, "folder"); // a cell's images are a folder of the output
   const groups = promptGroups(c.entries);
   opts.log?.(`evaluating cell ${c.base.cell.index + 1}/${opts.plan.cells.length} ${c.base.cell.slug}`);
   // A metric a small cell cannot give (too few images for its splits or k) is skipped with the reason

@@ -153,7 +153,12 @@ export function applyCase(seeds: readonly Uint8Array[], c: FuzzCase): Uint8Array
 }
 
 function withEntryMutated(zip: Uint8Array, edit: NonNullable<FuzzCase["entry"]>): Uint8Array {
-  const entries: [string, Uint8Array][] = Object.entries(unzipSync(zip));
+  let entries: [string, Uint8Array][];
+  try {
+    entries = Object.entries(unzipSync(zip));
+  } catch {
+    return zip; // a seed of the target that is not an archive (an .npy beside .npz seeds)
+  }
   if (entries.length === 0) return zip;
   const k = Math.floor(edit.which * entries.length);
   entries[k][1] = edit.mutations.reduce<Uint8Array>((b, m) => applyMutation(b, m), entries[k][1]);

@@ -12,7 +12,8 @@ import { decodeBmp } from "../../src/io/bmp.js";
 import { readPairsCsv } from "../../src/io/csv.js";
 import { decodeImage } from "../../src/io/decode.js";
 import { readNpy, writeNpy, type NpyArray } from "../../src/io/npy.js";
-import { readNpz, readStatsNpz, writeStatsNpz } from "../../src/io/npz.js";
+import { writeFeaturesNpz } from "../../src/io/features-file.js";
+import { readNpz, readStatsNpz, writeNpz, writeStatsNpz } from "../../src/io/npz.js";
 import { readStatsFile } from "../../src/io/npz-file.js";
 import { readShardPart, writeShardPart } from "../../src/io/shard-file.js";
 import { openImageSource } from "../../src/io/sources.js";
@@ -23,6 +24,7 @@ import { onnxInitializerOf, readOnnxMetadata } from "../../src/models/onnx-metad
 import { unpickle } from "../../src/models/pickle.js";
 import { readStateDict } from "../../src/models/pth.js";
 import { readSafetensors } from "../../src/models/safetensors.js";
+import { resolveStatsSource } from "../../src/pipeline/resolve-source.js";
 import { parseManifest } from "../../src/reference/manifest.js";
 import { estimateJpegQuality } from "../../src/robustness/jpeg-quality.js";
 import { readJpegHeader } from "../../src/robustness/jpeg-header.js";
@@ -39,6 +41,7 @@ import { createAccumulator, accumulate, finalizeGaussian } from "../../src/stats
 import type { ShardMeta } from "../../src/stats/shards.js";
 import { fixture, projectRoot } from "../helpers/fixtures.js";
 import { bmp24 } from "../helpers/image-bytes.js";
+import { buildTar } from "../helpers/tar-writer.js";
 import { buildZip } from "../helpers/zip-writer.js";
 import { floatStorage, legacyPth, longStorage, stateDictPickle, zipPth, PickleWriter } from "../models/pth-builder.js";
 import onnxProto from "onnx-proto";
@@ -92,6 +95,18 @@ function npySeeds(): Uint8Array[] {
   const f8: NpyArray = { dtype: "<f8", shape: [5], data: Float64Array.from([1, 2, 3, 4, 5]) };
   const u1: NpyArray = { dtype: "|u1", shape: [2, 2, 3], data: Uint8Array.from({ length: 12 }, (_, i) => i * 20) };
   return [writeNpy(f4), writeNpy(f8), writeNpy(u1)];
+}
+
+/** Image arrays as ADM and numpy write them: NHWC and NCHW uint8, stored and deflated, a float [-1, 1]. */
+function arraySeeds(): Uint8Array[] {
+  const u8 = (shape: number[]) => Uint8Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => (i * 29) & 0xff);
+  const f4 = (shape: number[]) => Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i));
+  return [
+    writeNpz({ arr_0: { dtype: "|u1", shape: [3, 4, 5, 3], data: u8([3, 4, 5, 3]) } }),
+    writeNpz({ arr_0: { dtype: "|u1", shape: [2, 3, 4, 4], data: u8([2, 3, 4, 4]) } }, { compress: true }),
+    writeNpy({ dtype: "|u1", shape: [2, 6, 6, 1], data: u8([2, 6, 6, 1]) }),
+    writeNpz({ arr_0: { dtype: "<f4", shape: [2, 4, 4, 3], data: f4([2, 4, 4, 3]) } }),
+  ];
 }
 
 function statsSeeds(): Uint8Array[] {
@@ -316,6 +331,64 @@ export const FUZZ_TARGETS: readonly FuzzTarget[] = [
         await source.close();
       }
     },
+  },
+  {
+    name: "tar-source",
+    format: "bytes",
+    parser: "io/tar.ts via openImageSource on a .tar, every entry read",
+    seeds: () => [
+      buildTar([
+        { name: "a.png", data: smallPng() },
+        { name: `${"x".repeat(120)}.png`, data: smallPng(), longName: "gnu", magic: "gnu" },
+        { name: `${"y".repeat(120)}.png`, data: smallPng(), longName: "pax" },
+        { name: "d/", type: "5" },
+        { name: "b.png", data: smallPng(), base256: true },
+      ]),
+    ],
+    run: async (b, scratch) => {
+      const source = await openImageSource(caseFile(scratch, "case.tar", b));
+      try {
+        for (const item of source.items) await item.read();
+        return source.items.length;
+      } finally {
+        await source.close();
+      }
+    },
+  },
+  {
+    name: "array-source",
+    format: "zip",
+    parser: "io/array-source.ts via openImageSource on an image .npz/.npy, rows read in order and the last again",
+    seeds: arraySeeds,
+    run: async (b, scratch) => {
+      // A float array needs its range, as on the command line (--array-range -1,1).
+      const isFloat = decoder.decode(b.subarray(0, 4096)).includes("'<f");
+      const isNpz = b[0] === 0x50; // "PK"
+      const source = await openImageSource(caseFile(scratch, isNpz ? "case.npz" : "case.npy", b), isFloat ? { arrayRange: [-1, 1] } : {});
+      try {
+        for (const item of source.items.slice(0, 16)) await item.read();
+        await source.items.at(-1)?.read(); // back to the start of a deflated entry, then to its end
+        return source.items.length;
+      } finally {
+        await source.close();
+      }
+    },
+  },
+  {
+    name: "features-file",
+    format: "zip",
+    parser: "io/features-file.ts readFeaturesFile + pipeline/resolve-source.ts resolveStatsSource (features --out x.npz)",
+    seeds: () => [
+      writeFeaturesNpz({ n: 3, d: 4, data: Float32Array.from({ length: 12 }, (_, i) => Math.cos(i)) }, ["a.png", "b.png", "c.png"], {
+        kind: "diffeval-features",
+        encoder: "dinov2",
+        protocol: "dinov2",
+        weights_sha256: "a".repeat(64),
+        n: 3,
+        d: 4,
+      }),
+    ],
+    run: (b, scratch) => resolveStatsSource(caseFile(scratch, "case.npz", b)),
   },
   {
     name: "pth-zip",

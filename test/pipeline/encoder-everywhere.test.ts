@@ -67,6 +67,21 @@ describe("--encoder dinov2 on fid, stats and metrics", () => {
     expect(relative(JSON.parse(r.stdout).fd, fd)).toBeLessThan(1e-9);
   });
 
+  it("two dinov2 files compared without --encoder are a dinov2 distance (fd), not an Inception FID", async () => {
+    const whole = path.join(tmp, "dino_real.npz");
+    const merged = path.join(tmp, "dino-merged.npz");
+    const r = await runCli(["fid", "--real", whole, "--fake", merged, "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const json = JSON.parse(r.stdout);
+    expect(json).toMatchObject({ encoder: "dinov2" });
+    expect(json.fid).toBeUndefined();
+    expect(Math.abs(json.fd)).toBeLessThan(1e-6); // the same images, summed in two shards
+    // Asked for another space, the files are refused by name.
+    const asked = await runCli(["fid", "--real", whole, "--fake", merged, "--encoder", "clip", "--json"]);
+    expect(asked.code).toBe(2);
+    expect(asked.stderr).toMatch(/^error\[E_PROTOCOL_MISMATCH\].*dinov2/);
+  });
+
   it("the dinov2 stats file against Inception features exits 2 naming both encoders", async () => {
     const stats = path.join(tmp, "dino_real.npz");
     const r = await runCli(["fid", "--real", stats, "--fake", fake, "--json", ...cpu(await fixtureStateDictPath(false))]);
