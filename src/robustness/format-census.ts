@@ -12,8 +12,9 @@
 import type { ImageItem } from "../io/sources.js";
 import { isJpeg, readJpegHeader } from "./jpeg-header.js";
 import { estimateJpegQuality, type JpegQualityEstimate } from "./jpeg-quality.js";
+import { isBmp } from "../io/bmp.js";
 
-export const IMAGE_FORMATS = ["jpeg", "png", "webp", "other"] as const;
+export const IMAGE_FORMATS = ["jpeg", "png", "webp", "bmp", "other"] as const;
 export type ImageFormat = (typeof IMAGE_FORMATS)[number];
 
 export interface FormatRecord {
@@ -45,6 +46,8 @@ export function imageFormatOf(bytes: Uint8Array): ImageFormat {
   if (bytes.length >= 8 && PNG_SIGNATURE.every((b, i) => bytes[i] === b)) return "png";
   const ascii = (from: number, to: number) => String.fromCharCode(...bytes.subarray(from, to));
   if (bytes.length >= 12 && ascii(0, 4) === "RIFF" && ascii(8, 12) === "WEBP") return "webp";
+  // Uncompressed: BMP files, and the rows of image arrays (io/array-source.ts hands them over as BMP).
+  if (isBmp(bytes)) return "bmp";
   return "other";
 }
 
@@ -58,7 +61,7 @@ export function formatRecordOf(bytes: Uint8Array): FormatRecord {
 }
 
 export function formatCensus(records: readonly FormatRecord[]): FormatCensus {
-  const counts = { jpeg: 0, png: 0, webp: 0, other: 0 };
+  const counts = { jpeg: 0, png: 0, webp: 0, bmp: 0, other: 0 };
   for (const r of records) counts[r.format]++;
   const n = records.length;
   const shares = Object.fromEntries(IMAGE_FORMATS.map((f) => [f, n ? counts[f] / n : 0])) as Record<ImageFormat, number>;
@@ -127,7 +130,7 @@ export function formatMixDifference(a: FormatCensus, b: FormatCensus): string | 
 
 /** "100% PNG", "47% JPEG (quality ~95), 53% PNG": the non-zero shares, largest first. */
 export function describeCensus(c: FormatCensus): string {
-  const label: Record<ImageFormat, string> = { jpeg: "JPEG", png: "PNG", webp: "WebP", other: "other" };
+  const label: Record<ImageFormat, string> = { jpeg: "JPEG", png: "PNG", webp: "WebP", bmp: "uncompressed (BMP or array)", other: "other" };
   return IMAGE_FORMATS.filter((f) => c.counts[f] > 0)
     .sort((x, y) => c.counts[y] - c.counts[x])
     .map((f) => {

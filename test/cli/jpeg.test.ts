@@ -143,7 +143,7 @@ describe("format census in diffeval fid and metrics", () => {
     expect(r.code).toBe(0);
     const { census } = JSON.parse(r.stdout);
     for (const [side, dir] of [["real", real], ["fake", fake]] as const) {
-      expect(census[side].counts).toEqual({ jpeg: count(dir, ".jpg"), png: count(dir, ".png"), webp: 0, other: 0 });
+      expect(census[side].counts).toEqual({ jpeg: count(dir, ".jpg"), png: count(dir, ".png"), webp: 0, bmp: 0, other: 0 });
       expect(census[side].n).toBe(32);
       expect(census[side].jpeg_quality.median).toBe(95);
     }

@@ -18,14 +18,14 @@ const bytes = (...b: number[]) => new Uint8Array(b);
 const ascii = (s: string) => new Uint8Array(Buffer.from(s, "latin1"));
 
 describe("imageFormatOf (magic bytes, not names)", () => {
-  it("tells JPEG, PNG, WebP and other apart", async () => {
+  it("tells JPEG, PNG, WebP, uncompressed BMP (and array rows) and other apart", async () => {
     const rgb = { raw: { width: 4, height: 4, channels: 3 as const } };
     const px = new Uint8Array(48).fill(200);
     expect(imageFormatOf(new Uint8Array(await sharp(px, rgb).jpeg().toBuffer()))).toBe("jpeg");
     expect(imageFormatOf(new Uint8Array(await sharp(px, rgb).png().toBuffer()))).toBe("png");
     expect(imageFormatOf(new Uint8Array(await sharp(px, rgb).webp().toBuffer()))).toBe("webp");
     expect(imageFormatOf(new Uint8Array(await sharp(px, rgb).tiff().toBuffer()))).toBe("other");
-    expect(imageFormatOf(ascii("BM6\0\0\0"))).toBe("other");
+    expect(imageFormatOf(ascii("BM6\0\0\0"))).toBe("bmp");
     expect(imageFormatOf(ascii("RIFF\0\0\0\0WAVE"))).toBe("other");
     expect(imageFormatOf(bytes(0xff, 0xd8))).toBe("other"); // too short to be a JPEG
     expect(imageFormatOf(new Uint8Array(0))).toBe("other");
@@ -51,7 +51,7 @@ describe("formatCensus", () => {
       const c = recorder.census();
       const jpg = names.filter((n) => n.endsWith(".jpg")).length;
       const png = names.filter((n) => n.endsWith(".png")).length;
-      expect(c.counts).toEqual({ jpeg: jpg, png, webp: 0, other: 0 });
+      expect(c.counts).toEqual({ jpeg: jpg, png, webp: 0, bmp: 0, other: 0 });
       expect(c.n).toBe(names.length);
       expect(c.shares.jpeg).toBeCloseTo(jpg / names.length, 12);
       expect(c.jpeg_quality).toEqual({ median: 95, min: 95, max: 95, n: jpg, exact: jpg });
