@@ -99,7 +99,11 @@ function sortedByName<T extends { name: string }>(items: T[]): T[] {
   return keyed.map((k) => k.item);
 }
 
-function subset(items: ImageItem[], opts: ImageSourceOptions): ImageItem[] {
+/**
+ * The `--limit N --seed S` subset of a source's items (or of a features file's rows, so that both
+ * forms of one source give the same subset): at most `limit`, drawn by seed, kept in source order.
+ */
+export function subset<T>(items: T[], opts: Pick<ImageSourceOptions, "limit" | "seed">): T[] {
   const { limit, seed = 0 } = opts;
   if (limit === undefined) return items;
   if (!Number.isInteger(limit) || limit < 1) {

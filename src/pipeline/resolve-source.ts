@@ -18,7 +18,7 @@ import type { FeatureMatrix, Gaussian } from "../types.js";
 import { readNpzArrays, readStatsFile } from "../io/npz-file.js";
 import { readFeaturesSource, type FeaturesFile } from "../io/features-file.js";
 import { sha256File } from "../io/atomic.js";
-import { openImageSource, type ImageSource, type ImageSourceKind, type ImageSourceOptions } from "../io/sources.js";
+import { openImageSource, subset, type ImageSource, type ImageSourceKind, type ImageSourceOptions } from "../io/sources.js";
 
 /** What a stats file written by `diffeval stats` says about how it was made. */
 export interface StatsMeta {
@@ -121,12 +121,25 @@ export async function openImageSide(spec: string, opts: ImageSourceOptions = {})
  * A side that needs no extraction (a features file, a stats file or a reference name), resolved;
  * undefined for image sources. A features `.npz` is told from a stats `.npz` by its `features` key.
  */
-export async function resolveStatsSource(spec: string, opts: LoadReferenceOptions & { arrayKey?: string } = {}): Promise<ResolvedSource | undefined> {
+export async function resolveStatsSource(
+  spec: string,
+  opts: LoadReferenceOptions & Pick<ImageSourceOptions, "arrayKey" | "limit" | "seed"> = {},
+): Promise<ResolvedSource | undefined> {
   const features = await readFeaturesSource(spec);
-  if (features) return featuresSide(spec, features, { kind: "features", fingerprint: await sha256File(spec) });
+  if (features) return featuresSide(spec, featuresSubset(features, opts), { kind: "features", fingerprint: await sha256File(spec) });
   if (await isStatsFile(spec, opts.arrayKey)) return loadStatsFile(spec);
   if (isReferenceName(spec, opts.env)) return loadReferenceSource(spec, opts);
   return undefined;
+}
+
+/** The `--limit`/`--seed` rows of a features file: the same subset the images would give. */
+function featuresSubset(file: FeaturesFile, opts: Pick<ImageSourceOptions, "limit" | "seed">): FeaturesFile {
+  if (opts.limit === undefined || opts.limit >= file.features.n) return file;
+  const rows = subset(Array.from({ length: file.features.n }, (_, i) => i), opts);
+  const { d } = file.features;
+  const data = new Float32Array(rows.length * d);
+  rows.forEach((r, i) => data.set(file.features.data.subarray(r * d, (r + 1) * d), i * d));
+  return { ...file, features: { n: rows.length, d, data }, names: rows.map((r) => file.names[r]) };
 }
 
 /**

@@ -86,7 +86,7 @@ export function provenanceJson(p: Provenance): Record<string, unknown> {
 export async function resolveSourcePair(opts: SourcePairOptions): Promise<SourcePair> {
   const specs = [opts.real, opts.fake] as const;
   // Stats files and reference-statistics names (fetched into the cache on first use).
-  const statsOpts = { log: opts.log, onProgress: opts.onDownloadProgress, arrayKey: opts.arrayKey };
+  const statsOpts = { log: opts.log, onProgress: opts.onDownloadProgress, arrayKey: opts.arrayKey, limit: opts.limit, seed: opts.seed };
   const stats = await Promise.all(specs.map((s) => resolveStatsSource(s, statsOpts)));
   const encoder = pairEncoder(opts.encoder, stats, opts.force);
   const protocol = plannedProtocol(encoder, opts.protocol, stats);

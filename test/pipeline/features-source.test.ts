@@ -95,6 +95,15 @@ describe("a features file as a source", () => {
     expectSameMetrics(await ok(["metrics", "--real", at("r.npz"), "--fake", at("f.npy"), ...METRICS, "--json"]), fromImages);
   });
 
+  it("--limit/--seed take the same subset of a features file's rows as of the images", async () => {
+    const limit = ["--limit", "12", "--seed", "3", "--metrics", "fid,kid", "--json"];
+    const images = await ok(["metrics", "--real", real, "--fake", fake, ...limit]);
+    const features = await ok(["metrics", "--real", at("r.npz"), "--fake", at("f.npz"), ...limit]);
+    expect(features).toMatchObject({ n_real: 12, n_fake: 12 });
+    expect(Math.abs(features.fid - images.fid)).toBeLessThanOrEqual(1e-12);
+    expect(Math.abs(features.kid.mean - images.kid.mean)).toBeLessThanOrEqual(1e-12);
+  });
+
   it("fid reads them too, equal to metrics' fid", async () => {
     const json = await ok(["fid", "--real", at("r.npz"), "--fake", at("f.npz"), "--json"]);
     expect(Math.abs(json.fid - fromImages.fid)).toBeLessThanOrEqual(1e-12);
