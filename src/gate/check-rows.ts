@@ -20,7 +20,7 @@ export function checkRow(c: GateCheck): CheckRow {
 }
 
 export function verdictText(d: Decision): string {
-  return isFailure(d) ? "FAIL" : d === "new" ? "new" : "pass";
+  return isFailure(d) ? "FAIL" : d === "new" || d === "n/a" ? d : "pass";
 }
 
 /** `+0.5`, or `+10% (0.00012)` for a relative rule whose baseline value is known. */
@@ -44,6 +44,7 @@ export function summaryLine(r: GateReport): string {
   const notes = [
     count("noise") && `${count("noise")} within noise`,
     count("new") && `${count("new")} new`,
+    count("n/a") && `${count("n/a")} not applicable`,
     count("missing") && `${count("missing")} missing`,
   ].filter(Boolean);
   const extra = notes.length ? ` (${notes.join(", ")})` : "";

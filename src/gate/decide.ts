@@ -9,8 +9,11 @@
 import type { Estimate } from "./metric-directions.js";
 import type { GateRule } from "./rules.js";
 
-/** How a check was decided; `regressed` and `missing` fail the gate, `new` is reported and passes. */
-export type Decision = "ok" | "noise" | "regressed" | "missing" | "new";
+/**
+ * How a check was decided; `regressed` and `missing` fail the gate, `new` is reported and passes,
+ * `n/a` (a metric neither file measured in this cell, though cells elsewhere have it) passes too.
+ */
+export type Decision = "ok" | "noise" | "regressed" | "missing" | "new" | "n/a";
 
 export interface ChangeVerdict {
   decision: Decision;

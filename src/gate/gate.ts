@@ -11,6 +11,9 @@
  *   adopts it. The same holds for a metric absent from one side of a cell.
  * - A rule with a cell selector that matches no cell on either side is a usage error (a typo
  *   would otherwise make the rule vacuous).
+ * - A metric absent from both files in a cell, but measured in other cells, does not apply there
+ *   ("n/a", passes): neg_clip_delta exists only in cells with a negative prompt, and a whole-sweep
+ *   rule `neg_clip_delta:+0.5` covers those. Absent from every cell of both files, it is "missing".
  */
 import { DiffevalError } from "../errors.js";
 import { selectorMatches } from "./cell-selector.js";
@@ -60,10 +63,12 @@ export function gateReport(baseline: GateResults, current: GateResults, ruleSet:
   const checks: GateCheck[] = [];
   for (const metric of new Set(ruleSet.rules.map((r) => r.metric))) {
     const rules = ruleSet.rules.filter((r) => r.metric === metric);
+    const ofMetric: GateCheck[] = [];
     for (const pair of pairs) {
       const rule = decidingRule(rules, pair);
-      if (rule) checks.push(checkOf(rule, pair, ruleSet.strict, baseline.file, current.file));
+      if (rule) ofMetric.push(checkOf(rule, pair, ruleSet.strict, baseline.file, current.file));
     }
+    checks.push(...measuredSomewhere(ofMetric));
   }
   warnings.push(...countWarnings(pairs));
   return {
@@ -100,6 +105,12 @@ export function comparableWarnings(baseline: GateResults, current: GateResults):
   return warnings;
 }
 
+/** "n/a" checks stay "n/a" only when some cell measured the metric; else none did: all "missing". */
+function measuredSomewhere(checks: GateCheck[]): GateCheck[] {
+  if (checks.some((c) => c.baseline || c.current)) return checks;
+  return checks.map((c) => (c.decision === "n/a" ? { ...c, decision: "missing" as const, reason: `${c.metric} absent from both files` } : c));
+}
+
 /** The most specific matching rule (most selector keys); the later one among equals. */
 function decidingRule(rules: GateRule[], pair: CellPair): GateRule | undefined {
   let best: GateRule | undefined;
@@ -115,7 +126,7 @@ function checkOf(rule: GateRule, cell: CellPair, strict: boolean, baselineFile: 
   if (!cell.baseline) return { ...base, ...valuesOf(rule, undefined, "", cell.current, currentFile), decision: "new", reason: "new cell: no baseline yet" };
   const values = valuesOf(rule, cell.baseline, baselineFile, cell.current, currentFile);
   const { baseline, current } = values;
-  if (!baseline && !current) return { ...base, ...values, decision: "missing", reason: `${rule.metric} absent from both files` };
+  if (!baseline && !current) return { ...base, ...values, decision: "n/a", reason: `${rule.metric} absent from both files in this cell` };
   if (!current) return { ...base, ...values, decision: "missing", reason: `${rule.metric} absent from ${currentFile}` };
   if (!baseline) return { ...base, ...values, decision: "new", reason: `${rule.metric} absent from ${baselineFile}: nothing to compare yet` };
   return { ...base, ...values, ...decideChange(rule, baseline, current, strict) };

@@ -12,7 +12,7 @@ import { xmlAttr, xmlText } from "./xml.js";
 /** `timestamp`: the run's start, ISO 8601 without zone (what the JUnit schema's xs:dateTime pattern expects). */
 export function junitXml(r: GateReport, timestamp?: string): string {
   const failures = r.checks.filter((c) => isFailure(c.decision)).length;
-  const skipped = r.checks.filter((c) => c.decision === "new").length;
+  const skipped = r.checks.filter((c) => c.decision === "new" || c.decision === "n/a").length;
   const counts = `tests="${r.checks.length}" failures="${failures}" errors="0" skipped="${skipped}" time="0"`;
   const suiteName = xmlAttr(`diffeval gate: ${r.current.file} vs ${r.baseline.file}`);
   return [
@@ -39,7 +39,7 @@ function outcome(c: GateCheck): string {
   if (isFailure(c.decision)) {
     return `<failure type="${c.decision}" message="${xmlAttr(c.reason)}">${xmlText(details(c))}</failure>`;
   }
-  if (c.decision === "new") return `<skipped message="${xmlAttr(c.reason)}"/>`;
+  if (c.decision === "new" || c.decision === "n/a") return `<skipped message="${xmlAttr(c.reason)}"/>`;
   return `<system-out>${xmlText(details(c))}</system-out>`;
 }
 

@@ -37,6 +37,7 @@ export function gateMarkdown(r: GateReport): string {
 
 function verdictBadge(d: Decision): string {
   if (isFailure(d)) return "❌ FAIL";
+  if (d === "n/a") return "➖ n/a";
   return d === "new" ? "🆕 new" : d === "noise" ? "✅ pass (noise)" : "✅ pass";
 }
 

@@ -54,6 +54,25 @@ describe("diffeval gate", () => {
     expect(lines.at(-1)).toBe("gate: pass: 4 checks");
   });
 
+  it("covers only the cells that measure a metric: n/a where neither file has it, missing where none does", async () => {
+    // neg_clip_delta exists only in cells with a negative prompt (issue 19): a whole-sweep rule covers those.
+    const cells = (delta: number) =>
+      sweepResult([
+        { params: { cfg_scale: 7.5, negative_prompt: "" }, metrics: { fid: 10 } },
+        { params: { cfg_scale: 7.5, negative_prompt: "blurry" }, metrics: { fid: 11, neg_clip_delta: delta } },
+      ]);
+    const ok = await gate({ baseline: writeInput(dir, "b.json", cells(-1)), current: writeInput(dir, "c.json", cells(-0.8)), rules: ["neg_clip_delta:+0.5"] });
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/neg_clip_delta\s+cfg_scale=7\.5, negative_prompt=""?\s.*n\/a\s+neg_clip_delta absent from both files in this cell/);
+    expect(ok.stdout.trimEnd().split("\n").at(-1)).toBe("gate: pass: 2 checks (1 not applicable)");
+    const bad = await gate({ baseline: writeInput(dir, "b2.json", cells(-1)), current: writeInput(dir, "c2.json", cells(0)), rules: ["neg_clip_delta:+0.5"] });
+    expect(bad.code).toBe(1);
+    // A metric no cell of either file measured is still missing: the rule would check nothing.
+    const none = await gate({ baseline: writeInput(dir, "b3.json", cells(-1)), current: writeInput(dir, "c3.json", cells(-1)), rules: ["clip_score:-1"] });
+    expect(none.code).toBe(1);
+    expect(none.stdout).toMatch(/clip_score absent from both files/);
+  });
+
   it("fails (exit 1) when a metric regresses past its rule, in either direction", async () => {
     const files = pairOf({ fid: 10.8, precision: 0.67 });
     const r = await gate({ ...files, rules: ["fid:+0.5", "precision:-0.02", "recall:-0.01"] });
