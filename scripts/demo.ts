@@ -1,6 +1,7 @@
 /**
  * `npm run demo`: the analytic generator swept over s in {1, 2, 3, 5, 9} (w = 0, 1, 2, 4, 8) x
- * two negative prompts (none, and one class), every cell evaluated against exact samples of the
+ * two negative prompts (none, and one class) x guidance rule (CFG, and classifier guidance with the
+ * model's exact classifier: README "Sweeps"), every cell evaluated against exact samples of the
  * data distribution (`analytic:real`), the report written to reports/demo/. The FID weights come
  * from the cache or DIFFEVAL_WEIGHTS; the demo never downloads, and without weights it stops with
  * the weights error before generating anything (runSweep resolves the model first).
@@ -50,6 +51,8 @@ function analyticSpec(root: string): SweepSpec {
       prompts: classes,
       negative_prompts: ["", classes[1]],
       guidance_scales: [1, 2, 3, 5, 9],
+      // with the default (broad) unconditional model the two rules differ; the report plots each metric against this axis
+      axes: { guidance: ["cfg", "classifier"] },
       seeds_per_prompt: intFromEnv("DEMO_SEEDS", 20),
       size: 32,
       steps: 20,

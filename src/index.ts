@@ -47,7 +47,7 @@ export { createAnalyticGenerator, analyticClasses } from "./generators/analytic/
 export { runSweep } from "./sweep/run-sweep.js";
 export { resolveEncoder, ENCODER_NAMES, type EncoderName } from "./features/encoders.js";
 export { cmmd } from "./metrics/cmmd.js";
-export { clipScore } from "./metrics/clip-score.js";
+export { clipScore, negativeClipScores, type NegativePromptPairs } from "./metrics/clip-score.js";
 export { loadClipTokenizer } from "./text/clip-tokenizer.js";
 export { readSafetensors } from "./models/safetensors.js";
 export { buildClipVisionOnnx, buildClipTextOnnx } from "./models/clip-onnx.js";

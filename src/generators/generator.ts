@@ -29,6 +29,13 @@ export interface GeneratedImage {
   format: string;
   /** The parameters the generator reports it actually used (e.g. A1111's `all_seeds`). */
   used: Partial<GenerationRequest> & Record<string, unknown>;
+  /**
+   * Denoiser (network) evaluations this image took, as the generator counted them while sampling:
+   * a guided step is two (conditional and unconditional, batched or not), an unguided one one.
+   * Built-in generators report it; external ones (command, a1111, comfyui) cannot see their
+   * backend's passes and leave it absent.
+   */
+  modelEvaluations?: number;
 }
 
 export interface Generator {

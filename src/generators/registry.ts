@@ -54,8 +54,8 @@ const SETTINGS: Record<GeneratorType, Record<string, Kind>> = {
     retries: "integer",
     backoffMs: "integer",
   },
-  // createAnalyticGenerator's AnalyticGeneratorOptions (it checks the sampler name itself).
-  analytic: { resolution: "integer", steps: "integer", sampler: "string", referenceSize: "integer" },
+  // createAnalyticGenerator's AnalyticGeneratorOptions (it checks the sampler, guidance and unconditional names itself).
+  analytic: { resolution: "integer", steps: "integer", sampler: "string", referenceSize: "integer", guidance: "string", unconditional: "string" },
   // createOnnxSdGenerator's options (the scheduler name is checked there, the device here).
   "onnx-sd": { model: "string", device: "string", scheduler: "string", steps: "integer" },
 };

@@ -49,3 +49,34 @@ export function clipScore(imageEmbeds: FeatureMatrix, textEmbeds: FeatureMatrix)
   }
   return { score: Math.max(sum / n, 0), perPair };
 }
+
+/** Per-pair embeddings: image row i against text row i. */
+export interface PairedEmbeddings {
+  images: FeatureMatrix;
+  texts: FeatureMatrix;
+}
+
+/**
+ * Negative-prompt adherence (issue 19): a cell's images scored against its negative prompt,
+ * and, when the same prompts and seeds were also generated without a negative prompt, those
+ * counterpart images against the same negative text.
+ */
+export interface NegativePromptPairs {
+  cell: PairedEmbeddings;
+  /** Row i: the counterpart of the cell's image i (same prompt, seed, s, other axes) against the same negative text. */
+  withoutNegative?: PairedEmbeddings;
+}
+
+/**
+ * `neg_clip`: the CLIP score (exactly `clipScore`'s definition) of the images against their
+ * negative prompt; `neg_clip_delta`: neg_clip minus the same score of the counterparts generated
+ * without it. Both lower when the negative prompt pushed its concept out of the images.
+ */
+export function negativeClipScores(p: NegativePromptPairs): { neg_clip: number; neg_clip_delta?: number } {
+  const neg = clipScore(p.cell.images, p.cell.texts).score;
+  if (!p.withoutNegative) return { neg_clip: neg };
+  if (p.withoutNegative.images.n !== p.cell.images.n) {
+    throw new DiffevalError("E_USAGE", `neg_clip_delta: ${p.cell.images.n} images but ${p.withoutNegative.images.n} counterparts without the negative prompt (one per image expected)`);
+  }
+  return { neg_clip: neg, neg_clip_delta: neg - clipScore(p.withoutNegative.images, p.withoutNegative.texts).score };
+}

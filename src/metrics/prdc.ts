@@ -55,6 +55,30 @@ export function prdc(real: FeatureMatrix, fake: FeatureMatrix, opts: PrdcOptions
   };
 }
 
+/**
+ * For each fake: 1 when it lies within the k-NN radius of at least one real (`realRadii`, from
+ * kthNearestDistances(real, k)), else 0. Precision is the mean of these (prdc's
+ * `(distance_real_fake < real_nearest_neighbour_distances).any(axis=0).mean()`), so the mean over
+ * any subset of fakes (one prompt's images) is that subset's precision against the same reals.
+ */
+export function insideRealManifold(real: FeatureMatrix, fake: FeatureMatrix, realRadii: Float64Array, precision?: DistancePrecision): Uint8Array {
+  if (real.d !== fake.d) throw new DiffevalError("E_FEATURE_DIM", `real and fake features have different dimensions (${real.d} vs ${fake.d}); extract both with the same encoder`);
+  const inside = new Uint8Array(fake.n);
+  forEachDistanceBlock(
+    real,
+    fake,
+    (block, r0, rows) => {
+      for (let i = 0; i < rows; i++) {
+        const radius = realRadii[r0 + i];
+        const o = i * fake.n;
+        for (let j = 0; j < fake.n; j++) if (block[o + j] < radius) inside[j] = 1;
+      }
+    },
+    { precision },
+  );
+  return inside;
+}
+
 interface NeighbourhoodCounts {
   /** Fakes inside at least one real's radius. */
   fakesInRealBalls: number;

@@ -12,8 +12,9 @@ import { DiffevalError } from "../errors.js";
 import { frechetDistanceOfSides } from "../stats/frechet.js";
 import type { FeatureMatrix, Gaussian, RgbImage } from "../types.js";
 import { bootstrapIntervals } from "./bootstrap.js";
-import { clipScore } from "./clip-score.js";
+import { clipScore, negativeClipScores, type NegativePromptPairs, type PairedEmbeddings } from "./clip-score.js";
 import { cmmd } from "./cmmd.js";
+import { costPerImage, type GenerationCost } from "./cost.js";
 import { byGroup, meanPairwiseDistance, selectRows } from "./diversity.js";
 import { fidInfinity } from "./fid-infinity.js";
 import { gaussianity, type GaussianityResult } from "./gaussianity.js";
@@ -41,10 +42,7 @@ export interface MetricSide {
 }
 
 /** Per-pair embeddings for the CLIP score: image row i against its own prompt's text row i. */
-export interface PromptPairs {
-  images: FeatureMatrix;
-  texts: FeatureMatrix;
-}
+export type PromptPairs = PairedEmbeddings;
 
 export interface MetricSettings {
   /** Bootstrap replicates for the metrics that have a bootstrap (0 or absent: none). */
@@ -75,6 +73,10 @@ export interface MetricContext {
   fcWeight?: () => Promise<Float32Array>;
   /** For the CLIP score: each fake image's embedding and its prompt's. */
   prompts?: PromptPairs;
+  /** For neg_clip: each fake image's embedding against its negative prompt's, and its counterpart's without one. */
+  negativePrompts?: NegativePromptPairs;
+  /** For the cost metrics: what each fake image took to generate (a sweep's manifest). */
+  generation?: readonly GenerationCost[];
 }
 
 /** What a metric's values are: a number, or an estimate with its spread. */
@@ -101,7 +103,9 @@ export type MetricNeed =
   | "spatial" // sFID's spatial features on both sides
   | "fake-images" // the fake side's images (decoded on demand)
   | "logits" // the Inception fc layer, to turn the fake features into logits (a model loaded for an image side)
-  | "prompts"; // the fake images' prompts (CLIP embeddings of both)
+  | "prompts" // the fake images' prompts (CLIP embeddings of both)
+  | "negative-prompts" // the fake images' negative prompt (CLIP embeddings), and counterparts generated without it
+  | "generation"; // what each fake image cost to generate (a sweep's manifest)
 
 export interface MetricEntry {
   /** The name in `--metrics`, sweep specs and the README table. */
@@ -125,7 +129,9 @@ export interface MetricEntry {
 
 const two = () => 2;
 const seedOf = (s: MetricSettings) => s.metricSeed ?? 0;
-const prK = (s: MetricSettings) => s.prK ?? 3;
+/** Kynkaanniemi et al.'s k for precision and recall. */
+export const DEFAULT_PR_K = 3;
+const prK = (s: MetricSettings) => s.prK ?? DEFAULT_PR_K;
 const dcK = (s: MetricSettings) => s.dcK ?? 5;
 const kidOf = (r: FeatureMatrix, f: FeatureMatrix, s: MetricSettings) =>
   kid(r, f, { subsets: s.kidSubsets, subsetSize: s.kidSubsetSize, seed: seedOf(s) });
@@ -343,6 +349,34 @@ export const METRICS: readonly MetricEntry[] = [
     fakeOnly: true,
     compute: ({ prompts }) => ({ clip_score: clipScore(prompts!.images, prompts!.texts).score }),
   },
+  {
+    name: "negclip",
+    title: "negative-prompt adherence: the CLIP score of each image against its negative prompt, and its change from the same seeds without one",
+    keys: [
+      { key: "neg_clip", better: "lower", about: "CLIP score (clip_score's definition) of fake images against their negative prompt" },
+      { key: "neg_clip_delta", better: "lower", about: "neg_clip minus that of the same prompts and seeds generated without the negative prompt" },
+    ],
+    encoders: "any",
+    needs: ["negative-prompts"],
+    defaultFor: [],
+    minImages: () => 1,
+    fakeOnly: true,
+    compute: ({ negativePrompts }) => ({ ...negativeClipScores(negativePrompts!) }),
+  },
+  {
+    name: "cost",
+    title: "generation cost per image: denoiser evaluations (built-in generators' own count) and wall-clock seconds",
+    keys: [
+      { key: "model_evals_per_image", better: "lower", about: "denoiser evaluations per image as the generator counted them (classifier-free guidance: 2 per step, 1 per step at s = 1); built-in generators only" },
+      { key: "seconds_per_image", better: "lower", about: "mean seconds from request to image on disk (the sweep manifest's per-image seconds)" },
+    ],
+    encoders: "any",
+    needs: ["generation"],
+    defaultFor: [],
+    minImages: () => 1,
+    fakeOnly: true,
+    compute: ({ generation }) => ({ ...costPerImage(generation!) }),
+  },
 ];
 
 export const METRIC_NAMES: readonly string[] = METRICS.map((m) => m.name);
@@ -405,6 +439,8 @@ const UNMET: Record<MetricNeed, (ctx: MetricContext) => string | undefined> = {
   logits: ({ fcWeight }) =>
     fcWeight ? undefined : "needs the Inception model's fc layer (for the logits), which is loaded only when a side is images",
   prompts: ({ prompts }) => (prompts ? undefined : "needs each image's prompt (diffeval clipscore, or a sweep with a clip field)"),
+  "negative-prompts": ({ negativePrompts }) => (negativePrompts ? undefined : "needs each image's negative prompt (a sweep with a clip field and negative_prompts)"),
+  generation: ({ generation }) => (generation?.length ? undefined : "needs each image's generation record (a sweep's manifest)"),
 };
 
 /** Why a metric cannot be computed on these sides, or undefined when it can. */

@@ -1,9 +1,12 @@
 /**
  * Self-contained HTML pages: one file that opens offline and makes no network request. Styles
- * are inline, plots inline SVG (plot.ts), images `data:` URIs (images.ts); no scripts, no web
- * fonts. A Content-Security-Policy meta tag forbids any load from elsewhere, so a stray external
- * reference fails visibly in the browser instead of leaking a request.
+ * are inline, plots inline SVG (plot.ts), images `data:` URIs (images.ts); no web fonts. A page
+ * may carry inline scripts (the sweep report's live plots), never external ones. A
+ * Content-Security-Policy meta tag forbids any load from elsewhere, so a stray external
+ * reference fails visibly in the browser instead of leaking a request; scripts run only when
+ * their exact text is hashed into that policy.
  */
+import { createHash } from "node:crypto";
 
 export interface HtmlPage {
   title: string;
@@ -11,6 +14,8 @@ export interface HtmlPage {
   body: string;
   /** Extra CSS appended to the base style. */
   css?: string;
+  /** Inline scripts (JavaScript source), run in order at the end of the body. */
+  scripts?: string[];
 }
 
 const BASE_CSS = `
@@ -34,8 +39,8 @@ export function escapeHtml(text: string): string {
 
 /** The complete document. */
 export function htmlDocument(page: HtmlPage): string {
-  // data: for the inline images; 'unsafe-inline' for the <style> element; nothing else may load.
-  const csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'";
+  const scripts = (page.scripts ?? []).map(inlineScriptText);
+  const csp = contentSecurityPolicy(scripts);
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -47,9 +52,34 @@ export function htmlDocument(page: HtmlPage): string {
 </head>
 <body>
 ${page.body}
+${scripts.map((js) => `<script>${js}</script>`).join("\n")}
 </body>
 </html>
 `;
+}
+
+/**
+ * data: for the inline images; 'unsafe-inline' for the <style> element and the style attributes
+ * Vega's SVG renderer writes; nothing else may load (connect-src, font-src, ... fall back to
+ * default-src 'none'). Scripts: only these exact texts (CSP Level 2 hash sources), plus
+ * 'unsafe-eval' because Vega compiles its expressions with the Function constructor (Vega docs,
+ * "Content Security Policy": the CSP-safe alternative is the separate vega-interpreter package).
+ * Evaluation is not loading: the page still cannot reach the network.
+ */
+function contentSecurityPolicy(scripts: string[]): string {
+  const base = "default-src 'none'; img-src data:; style-src 'unsafe-inline'";
+  if (scripts.length === 0) return base;
+  const hashes = scripts.map((js) => `'sha256-${createHash("sha256").update(js, "utf8").digest("base64")}'`);
+  return `${base}; script-src ${hashes.join(" ")} 'unsafe-eval'`;
+}
+
+/**
+ * Script text safe inside a <script> element: `</script` would end the element early (HTML
+ * "script data" state). `<\/` is the same string inside a JavaScript string or regex literal,
+ * the only places minified code carries it.
+ */
+function inlineScriptText(js: string): string {
+  return js.replace(/<\/(script)/gi, "<\\/$1");
 }
 
 export interface HtmlTableColumn {

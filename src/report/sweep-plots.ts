@@ -4,7 +4,8 @@
  * 95% intervals as error bars when there are any; precision and recall against the scale;
  * diversity against the scale; the FID vs precision front with each point labelled by its scale;
  * FID against CLIP score when the cells have one (the text-alignment/fidelity trade-off across
- * guidance scales, each point labelled by its scale); and, for every extra axis, the metrics
+ * guidance scales, each point labelled by its scale); FID against the cost per image (seconds,
+ * and model evaluations where the generator counts them); and, for every extra axis, the metrics
  * against that axis.
  */
 import type { CellParams } from "../gate/results.js";
@@ -22,6 +23,8 @@ export interface NamedPlot {
 
 /** One row per cell, the fields every plot reads (null where a metric is missing). */
 interface PlotRow {
+  /** The cell's slug: the interactive report maps a clicked point to that cell's contact sheet. */
+  cell: string;
   s: number;
   w: number;
   series: string;
@@ -35,6 +38,10 @@ interface PlotRow {
   vendi: number | null;
   pairwise: number | null;
   clip_score: number | null;
+  neg_clip: number | null;
+  neg_clip_delta: number | null;
+  seconds_per_image: number | null;
+  model_evals_per_image: number | null;
   [axis: string]: unknown;
 }
 
@@ -49,6 +56,15 @@ export function sweepPlots(r: SweepResults): NamedPlot[] {
   ];
   if (rows.some((x) => x.clip_score !== null && x.fid !== null)) {
     plots.push({ id: "plot-clip", title: "FID against CLIP score", spec: fidVsClip(rows, series) });
+  }
+  if (rows.some((x) => x.neg_clip !== null)) {
+    // One line per negative prompt (cells without one have no neg_clip: their series is left out of the legend).
+    const negSeries = series.filter((name) => rows.some((x) => x.series === name && x.neg_clip !== null));
+    const fields: [string, string][] = [["neg_clip", "CLIP score against the negative prompt"], ["neg_clip_delta", "change from no negative prompt (lower: pushed away)"]];
+    plots.push({ id: "plot-negclip", title: "Negative-prompt adherence against guidance scale", spec: panels(rows, negSeries, fields.filter(([f]) => rows.some((x) => x[f] !== null))) });
+  }
+  if (rows.some((x) => x.seconds_per_image !== null && x.fid !== null)) {
+    plots.push({ id: "plot-cost", title: "Quality against cost: FID against seconds and model evaluations per image", spec: fidVsCost(rows, series) });
   }
   for (const axis of r.axes) {
     const axisRows = plotRows(r, (p) => seriesLabel(p, r.axes, axis));
@@ -78,6 +94,7 @@ function plotRows(r: SweepResults, series: (p: CellParams) => string): PlotRow[]
     return {
       // Axis values under plain keys: Vega-Lite reads dots in a field name as nested access.
       ...Object.fromEntries(r.axes.map((a, i) => [`ax${i}`, c.params[a]])),
+      cell: c.slug,
       s,
       w: Number((s - 1).toFixed(10)),
       series: series(c.params),
@@ -91,6 +108,10 @@ function plotRows(r: SweepResults, series: (p: CellParams) => string): PlotRow[]
       vendi: pointOf(m.vendi) ?? null,
       pairwise: pairwiseOf(m) ?? null,
       clip_score: pointOf(m.clip_score) ?? null,
+      neg_clip: pointOf(m.neg_clip) ?? null,
+      neg_clip_delta: pointOf(m.neg_clip_delta) ?? null,
+      seconds_per_image: pointOf(m.seconds_per_image) ?? null,
+      model_evals_per_image: pointOf(m.model_evals_per_image) ?? null,
     };
   });
 }
@@ -182,6 +203,29 @@ function fidVsClip(rows: PlotRow[], series: string[]): PlotSpec {
       { mark: { type: "text", dx: 8, dy: -8, fontSize: 10, align: "left" }, encoding: { x, y, text: { field: "label" }, color } },
     ],
   } as PlotSpec;
+}
+
+/**
+ * FID against what each image cost: seconds per image (every generator), and denoiser evaluations
+ * per image beside it when the generator counted them (built-in generators: guidance doubles them).
+ */
+function fidVsCost(rows: PlotRow[], series: string[]): PlotSpec {
+  const costs: [string, string][] = [["seconds_per_image", "seconds per image"]];
+  if (rows.some((x) => x.model_evals_per_image !== null && x.fid !== null)) costs.push(["model_evals_per_image", "model evaluations per image"]);
+  const y = { field: "fid", type: "quantitative", title: "FID (lower is better)", scale: { zero: false } };
+  const color = colorOf(series);
+  const panel = ([field, title]: [string, string]) => {
+    const x = { field, type: "quantitative", title, scale: { zero: false } };
+    return {
+      ...PANEL,
+      transform: [...valid("fid"), ...valid(field)],
+      layer: [
+        { mark: { type: "point", filled: true, size: 60 }, encoding: { x, y, color, tooltip: [{ field: "label" }, { field: "series" }, { field }, { field: "fid" }] } },
+        { mark: { type: "text", dx: 8, dy: -8, fontSize: 10, align: "left" }, encoding: { x, y, text: { field: "label" }, color } },
+      ],
+    };
+  };
+  return { $schema: SCHEMA, data: { values: rows }, hconcat: costs.map(panel) } as PlotSpec;
 }
 
 function axisPanels(rows: PlotRow[], series: string[], axis: string, r: SweepResults): PlotSpec {

@@ -27,7 +27,29 @@ export interface SweepCellResult {
   seconds: number;
   /** A few of the cell's image files for the contact sheet (absolute paths). */
   samples: string[];
+  /** The cell's metrics prompt by prompt (results.json `per_prompt`, per_prompt.csv), in prompt order. */
+  perPrompt?: PromptResult[];
 }
+
+/**
+ * One prompt's images within a cell: the precision of those images against the reference (the
+ * cell's k), their CLIP score against the prompt (with `clip` in the spec), and the per-prompt
+ * diversity the cell's metrics computed (`*_by_group`); each absent where the cell has none.
+ */
+export interface PromptResult {
+  prompt_index: number;
+  prompt: string;
+  n: number;
+  precision?: number;
+  clip_score?: number;
+  mean_pairwise_distance?: number;
+  vendi?: number;
+  /** The prompt's images in this cell (absolute paths; not written to results.json). */
+  files: string[];
+}
+
+/** The per-prompt values, in the order of per_prompt.csv's columns after the cell's. */
+export const PROMPT_METRICS = ["precision", "clip_score", "mean_pairwise_distance", "vendi"] as const;
 
 export interface SweepResults {
   name: string;
@@ -79,6 +101,7 @@ export function sweepResultsJson(r: SweepResults): Record<string, unknown> {
       seconds: Number(c.seconds.toFixed(3)),
       ...(c.missing ? { missing: c.missing } : {}),
       ...(Object.keys(c.skipped).length ? { skipped: c.skipped } : {}),
+      ...(c.perPrompt ? { per_prompt: c.perPrompt.map(({ files: _files, ...row }) => row) } : {}),
     })),
     failed: r.failed,
     seconds: Number(r.seconds.toFixed(3)),
@@ -98,12 +121,19 @@ const SPREAD_COLUMNS = [
   "recall_ci95_high", "is_std", "pairwise_distance_all", "cell",
 ];
 
-/** After the issue's columns: CLIP score of each cell's images against their prompts (empty without `clip` in the spec). */
-const CLIP_COLUMNS = ["clip_score"];
+/**
+ * After the issue's columns: CLIP score of each cell's images against their prompts, and against
+ * the cell's negative prompt with its change from the cell without one (empty without `clip` in
+ * the spec; the neg_ columns also where a cell has no negative prompt or no such counterpart).
+ */
+const CLIP_COLUMNS = ["clip_score", "neg_clip", "neg_clip_delta"];
+
+/** What each cell's images cost (metrics/cost.ts): empty model_evals_per_image for generators that do not count their passes. */
+const COST_COLUMNS = ["model_evals_per_image", "seconds_per_image"];
 
 /** results.csv: one row per cell (RFC 4180 quoting; empty where a metric was not computed). */
 export function sweepResultsCsv(r: SweepResults): string {
-  const header = [...CSV_COLUMNS, ...CLIP_COLUMNS, ...r.axes, ...SPREAD_COLUMNS];
+  const header = [...CSV_COLUMNS, ...CLIP_COLUMNS, ...COST_COLUMNS, ...r.axes, ...SPREAD_COLUMNS];
   const rows = r.cells.map((c) => {
     const m = c.metrics;
     const values: Record<string, unknown> = {
@@ -121,6 +151,10 @@ export function sweepResultsCsv(r: SweepResults): string {
       vendi: pointOf(m.vendi),
       pairwise_distance: pairwiseOf(m),
       clip_score: pointOf(m.clip_score),
+      neg_clip: pointOf(m.neg_clip),
+      neg_clip_delta: pointOf(m.neg_clip_delta),
+      model_evals_per_image: pointOf(m.model_evals_per_image),
+      seconds_per_image: pointOf(m.seconds_per_image),
       missing: c.missing,
       fid_std: spreadOf(m.fid, "std"),
       fid_ci95_low: spreadOf(m.fid, 0),
@@ -138,6 +172,18 @@ export function sweepResultsCsv(r: SweepResults): string {
     return header.map((h) => csvField(values[h]));
   });
   return [header.join(","), ...rows.map((row) => row.join(","))].join("\n") + "\n";
+}
+
+/** per_prompt.csv: one row per cell and prompt (empty where a value was not computed). */
+export function perPromptCsv(r: SweepResults): string {
+  const header = ["cell", "cfg_scale", "w", "negative_prompt", ...r.axes, "prompt_index", "prompt", "n", ...PROMPT_METRICS];
+  const rows = r.cells.flatMap((c) =>
+    (c.perPrompt ?? []).map((p) => {
+      const values: Record<string, unknown> = { ...c.params, ...p, cell: c.slug, w: wOf(c) };
+      return header.map((h) => csvField(values[h])).join(",");
+    }),
+  );
+  return [header.join(","), ...rows].join("\n") + "\n";
 }
 
 /** The number of a metric value: itself, or the mean of an estimate; undefined when absent. */

@@ -5,7 +5,12 @@
  * metrics of `diffeval metrics` (evaluate.ts `metricsOfPair`) against the one reference.
  * Per-prompt diversity comes from the metrics' groups: each image's group is its prompt index.
  * With `spec.clip`, every cell also gets `clip_score` (torchmetrics' definition, as `diffeval
- * clipscore`): each image against its own prompt (the prompt's text, before any template).
+ * clipscore`): each image against its own prompt (the prompt's text, before any template), and
+ * each cell with a negative prompt `neg_clip` and `neg_clip_delta` (negative-clip.ts).
+ * Every cell with images also gets the cost metrics (metrics/cost.ts) from its manifest entries:
+ * `seconds_per_image`, and `model_evals_per_image` when the generator counted its passes.
+ * Each cell's metrics are also broken down by prompt (per-prompt.ts): n, precision against the
+ * reference, the per-prompt diversity, and with `clip` the CLIP score.
  */
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -13,6 +18,12 @@ import path from "node:path";
 import { embedImages, embedTexts, openClipModel } from "../features/clip-model.js";
 import { DiffevalError } from "../errors.js";
 import { clipScore } from "../metrics/clip-score.js";
+import { costPerImage } from "../metrics/cost.js";
+import { kthNearestDistances } from "../metrics/pairwise.js";
+import { insideRealManifold } from "../metrics/prdc.js";
+import { DEFAULT_PR_K } from "../metrics/registry.js";
+import type { PromptResult } from "../report/sweep-results.js";
+import { promptBreakdown, withPromptClipScores } from "./per-prompt.js";
 import { metricsOfPair, type MetricSettings } from "../pipeline/metrics.js";
 import type { Extractor } from "../features/extractor.js";
 import type { DeviceName } from "../models/session.js";
@@ -23,6 +34,7 @@ import type { ImageItem } from "../io/sources.js";
 import type { ExtractedFeatures } from "../features/extract.js";
 import { readOnnxInitializer } from "../models/onnx-metadata.js";
 import type { ManifestDone } from "./manifest.js";
+import { cellsByCounterpart, negativeAdherence, type Counterpart } from "./negative-clip.js";
 import { imagesByCell, type PlannedCell, type SweepPlan } from "./plan.js";
 import type { ReferenceSpec, SweepSpec } from "./spec.js";
 
@@ -77,6 +89,8 @@ export interface CellEvaluation {
   seconds: number;
   /** Absolute paths of the cell's images, in plan order. */
   files: string[];
+  /** The cell's metrics prompt by prompt (per-prompt.ts). */
+  perPrompt: PromptResult[];
 }
 
 export interface EvaluateCellsOptions {
@@ -101,35 +115,56 @@ export async function evaluateCells(opts: EvaluateCellsOptions): Promise<CellEva
   // close, compute): the float64 linear algebra runs onnxruntime in a worker thread, and with a
   // session still open on the main thread the process crashed in onnxruntime-node's binding.
   await opts.releaseExtractor();
+  const radii = referenceRadii(opts);
   const out: CellEvaluation[] = [];
-  for (const c of extracted) out.push(await cellMetrics(c, settings, opts));
+  for (const c of extracted) out.push(await cellMetrics(c, settings, opts, radii));
   if (opts.spec.clip) await addClipScores(out, extracted, opts);
   return out;
 }
 
 /**
- * `clip_score` of every cell with images: CLIP opened once (after the metrics, so that no
- * session is open while they run), each distinct prompt embedded once.
+ * `clip_score` of every cell with images, and `neg_clip` / `neg_clip_delta` of every cell with a
+ * negative prompt (negative-clip.ts): CLIP opened once (after the metrics, so that no session is
+ * open while they run), each distinct prompt and negative prompt embedded once, each cell's
+ * images once. Cells go by counterpart group (s and axes), the group's cell without a negative
+ * prompt first, so its embeddings serve the group's neg_clip_delta and one group is held at a time.
  */
 async function addClipScores(out: CellEvaluation[], extracted: ExtractedCell[], opts: EvaluateCellsOptions): Promise<void> {
   const clip = opts.spec.clip!;
-  const withImages = extracted.map((c, i) => ({ c, e: out[i] })).filter(({ c }) => c.entries.length > 0);
-  if (withImages.length === 0) return;
-  opts.log?.(`CLIP score: ${withImages.length} cell(s) with ${clip.weights}`);
+  const byCell = new Map(extracted.map((c, i) => [c.base.cell, { c, e: out[i] }]));
+  const count = extracted.filter((c) => c.entries.length > 0).length;
+  if (count === 0) return;
+  opts.log?.(`CLIP score: ${count} cell(s) with ${clip.weights}`);
   const model = await openClipModel(clip.weights, { device: opts.clipDevice ?? "auto", log: opts.log });
   try {
     const dim = model.config.projectionDim;
     const texts = opts.plan.prompts.map((p) => p.text);
     const textEmbeds = await embedTexts(model, texts, clip.tokenizer);
-    for (const { c, e } of withImages) {
-      const t0 = performance.now();
-      const files = c.entries.map((x) => path.join(opts.outputDir, x.file));
-      const images = await embedImages(model, files);
-      const paired = new Float32Array(files.length * dim);
-      c.entries.forEach((x, i) => paired.set(textEmbeds.subarray(x.prompt_index * dim, (x.prompt_index + 1) * dim), i * dim));
-      const { score } = clipScore({ n: files.length, d: dim, data: images }, { n: files.length, d: dim, data: paired });
-      e.metrics = { ...e.metrics, clip_score: score };
-      e.seconds += (performance.now() - t0) / 1000;
+    const negatives = opts.spec.negativePrompts.filter((t) => t !== "");
+    const negEmbeds = negatives.length ? await embedTexts(model, negatives, clip.tokenizer) : new Float32Array(0);
+    const negText = (t: string) => negEmbeds.subarray(negatives.indexOf(t) * dim, (negatives.indexOf(t) + 1) * dim);
+    for (const group of cellsByCounterpart(opts.plan.cells)) {
+      const counterpart: Counterpart | undefined = group[0].negativePrompt === "" ? { cell: group[0] } : undefined;
+      for (const cell of group) {
+        const { c, e } = byCell.get(cell)!;
+        if (c.entries.length === 0) continue;
+        const t0 = performance.now();
+        const images = await embedImages(model, c.entries.map((x) => path.join(opts.outputDir, x.file)));
+        const n = c.entries.length;
+        const paired = new Float32Array(n * dim);
+        c.entries.forEach((x, i) => paired.set(textEmbeds.subarray(x.prompt_index * dim, (x.prompt_index + 1) * dim), i * dim));
+        const { score } = clipScore({ n, d: dim, data: images }, { n, d: dim, data: paired });
+        e.metrics = { ...e.metrics, clip_score: score };
+        e.perPrompt = withPromptClipScores(e.perPrompt, c.entries, { n, d: dim, data: images }, { n, d: dim, data: paired });
+        const embedded = { cell, entries: c.entries, images };
+        if (cell === counterpart?.cell) counterpart.embedded = embedded;
+        else {
+          const neg = negativeAdherence(embedded, negText(cell.negativePrompt), dim, counterpart);
+          e.metrics = { ...e.metrics, ...neg.metrics };
+          if (neg.skipped) e.skipped = { ...e.skipped, neg_clip_delta: neg.skipped };
+        }
+        e.seconds += (performance.now() - t0) / 1000;
+      }
     }
   } finally {
     await model.close();
@@ -137,7 +172,7 @@ async function addClipScores(out: CellEvaluation[], extracted: ExtractedCell[], 
 }
 
 interface ExtractedCell {
-  base: Omit<CellEvaluation, "metrics" | "skipped" | "seconds">;
+  base: Omit<CellEvaluation, "metrics" | "skipped" | "seconds" | "perPrompt">;
   /** Absent when fewer than 2 images are done. */
   features?: ExtractedFeatures;
   /** The cell's folder (absolute): MS-SSIM re-opens the side by it to decode image pairs. */
@@ -167,9 +202,21 @@ async function extractCells(opts: EvaluateCellsOptions): Promise<ExtractedCell[]
   return out;
 }
 
-async function cellMetrics(c: ExtractedCell, settings: MetricSettings, opts: EvaluateCellsOptions): Promise<CellEvaluation> {
+/**
+ * The reference's k-NN radii for per-prompt precision (precision's k), once for all cells; only
+ * when the spec asks for precision and the reference has per-image features (not a stats file).
+ */
+function referenceRadii(opts: EvaluateCellsOptions): Float64Array | undefined {
+  const real = opts.reference.features;
+  if (!opts.spec.metrics.includes("pr") || !real || real.n <= DEFAULT_PR_K) return undefined;
+  return kthNearestDistances(real, DEFAULT_PR_K);
+}
+
+async function cellMetrics(c: ExtractedCell, settings: MetricSettings, opts: EvaluateCellsOptions, radii: Float64Array | undefined): Promise<CellEvaluation> {
+  const cost = { ...costPerImage(c.entries.map((e) => ({ seconds: e.seconds, modelEvaluations: e.model_evaluations }))) };
   if (!c.features || c.features.embedding.n < 2) {
-    return { ...c.base, metrics: {}, skipped: { all: `${c.base.n} image(s) done; metrics need at least 2` }, seconds: c.seconds };
+    const perPrompt = promptBreakdown(c.entries, opts.outputDir, { metrics: {} });
+    return { ...c.base, metrics: cost, skipped: { all: `${c.base.n} image(s) done; metrics need at least 2` }, seconds: c.seconds, perPrompt };
   }
   const t0 = performance.now();
   const fake = imagesSide(c.spec, c.features, opts.extractor, "folder"); // a cell's images are a folder of the output
@@ -181,7 +228,10 @@ async function cellMetrics(c: ExtractedCell, settings: MetricSettings, opts: Eva
     { real: opts.reference, fake, onnxPath: opts.extractor.model.onnxPath, encoder: opts.extractor.encoder },
     { ...settings, ...(groups ? { groups } : {}) },
   );
-  return { ...c.base, ...result, seconds: c.seconds + (performance.now() - t0) / 1000 };
+  // Feature rows follow the entries (one per image; a sweep's images are never skipped as undecodable).
+  const inside = radii && c.features.embedding.n === c.entries.length ? insideRealManifold(opts.reference.features!, c.features.embedding, radii) : undefined;
+  const perPrompt = promptBreakdown(c.entries, opts.outputDir, { metrics: result.metrics, ...(inside ? { inside } : {}) });
+  return { ...c.base, ...result, metrics: { ...result.metrics, ...cost }, perPrompt, seconds: c.seconds + (performance.now() - t0) / 1000 };
 }
 
 async function metricSettings(opts: EvaluateCellsOptions): Promise<MetricSettings> {
@@ -189,7 +239,8 @@ async function metricSettings(opts: EvaluateCellsOptions): Promise<MetricSetting
   // fc.weight is read once for all cells (reading it decodes the whole ONNX file).
   const fcWeight = spec.metrics.includes("is") && opts.extractor.encoder === "inception" ? (await readOnnxInitializer(opts.extractor.model.onnxPath, "fc.weight")).data : undefined;
   return {
-    metrics: spec.metrics,
+    // The cost metrics come from the manifest, for every cell (cellMetrics), not from the features.
+    metrics: spec.metrics.filter((m) => m !== "cost"),
     bootstrap: spec.bootstrap,
     metricSeed: spec.metricSeed,
     ...(fcWeight ? { fcWeight } : {}),

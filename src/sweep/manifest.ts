@@ -27,6 +27,9 @@ export interface ManifestDone {
   prompt: string;
   /** What the generator says it used (e.g. A1111's all_seeds). */
   used: Record<string, unknown>;
+  /** Denoiser evaluations the image took, as the generator counted them (built-in generators only). */
+  model_evaluations?: number;
+  /** Wall-clock seconds from the request to the image on disk (the cost metrics' seconds_per_image). */
   seconds: number;
   time: string;
 }

@@ -189,6 +189,7 @@ function sweepResults(
       skipped: c.skipped,
       seconds: c.seconds,
       samples: evenlySpaced(c.files, samplesPerCell),
+      perPrompt: c.perPrompt,
     })),
     failed: failed.map((f) => ({ key: f.key, error: f.error })),
     seconds: (performance.now() - t0) / 1000,

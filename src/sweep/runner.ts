@@ -128,6 +128,7 @@ async function generateOne(
       file,
       sha256: sha256Hex(image.bytes),
       used: image.used as Record<string, unknown>,
+      ...(isCount(image.modelEvaluations) ? { model_evaluations: image.modelEvaluations } : {}),
       seconds: Number(((performance.now() - t0) / 1000).toFixed(3)),
       time: new Date().toISOString(),
     };
@@ -137,6 +138,11 @@ async function generateOne(
   const entry: ManifestFailed = { status: "failed", ...common, error: errorText(lastError), attempts, time: new Date().toISOString() };
   await writer.append(entry);
   return entry;
+}
+
+/** A generator's evaluation count is recorded only when it is one (a non-negative integer). */
+function isCount(n: unknown): n is number {
+  return typeof n === "number" && Number.isInteger(n) && n >= 0;
 }
 
 function extensionOf(format: string): string {

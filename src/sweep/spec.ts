@@ -157,10 +157,12 @@ function specFields(json: unknown, ctx: { baseDir: string; defaultName?: string 
   assertGridSize(guidanceScales.length, negativePrompts.length, axes);
   const promptTemplate = optional(spec, "prompt_template", (v, f) => templateOf(v, f, axes));
   const encoder = optional(spec, "encoder", encoderOf) ?? DEFAULT_ENCODER;
+  const generator = generatorOf(spec.generator);
+  checkGuidanceAxis(axes, generator);
   return {
     name,
     baseDir: path.resolve(ctx.baseDir),
-    generator: generatorOf(spec.generator),
+    generator,
     prompts: promptsOf(spec.prompts, resolve),
     ...(promptTemplate !== undefined ? { promptTemplate } : {}),
     negativePrompts,
@@ -258,6 +260,28 @@ function axesOf(v: unknown): [string, AxisValue[]][] {
     const vals = uniqueList(values, field, axisValue, String);
     if (vals.length === 0) throw specError(field, "empty list; give at least one value");
     return [name, vals];
+  });
+}
+
+/** The values a `guidance` axis may take (the analytic generator's rules; its sampler.ts cites them). */
+const GUIDANCE_AXIS_VALUES = ["cfg", "classifier"];
+
+/**
+ * A `guidance` axis reaches the generator as `extra.guidance`. Only the analytic generator has a
+ * classifier (its exact Bayes classifier); the others would ignore the value and return CFG
+ * images under a "classifier" label, so that is refused here, before anything is generated.
+ */
+function checkGuidanceAxis(axes: [string, AxisValue[]][], generator: GeneratorSpec): void {
+  const values = axes.find(([name]) => name === "guidance")?.[1];
+  if (!values) return;
+  values.forEach((v, i) => {
+    if (!GUIDANCE_AXIS_VALUES.includes(v as string)) throw specError(`spec.axes.guidance[${i}]`, `expected ${GUIDANCE_AXIS_VALUES.map((g) => JSON.stringify(g)).join(" or ")}, got ${clip(JSON.stringify(v))}`);
+    if (v === "classifier" && generator.type !== "analytic") {
+      throw specError(
+        `spec.axes.guidance[${i}]`,
+        `classifier guidance needs a generator with a classifier of its classes; only the "analytic" generator has one (this spec's is "${clip(generator.type)}")`,
+      );
+    }
   });
 }
 

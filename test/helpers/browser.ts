@@ -15,14 +15,18 @@ export interface PageWatch {
   requests: string[];
 }
 
-/** Opens `file` in headless Chromium (1200 x 900) and runs `check` on the loaded page. */
-export async function withReportPage(file: string, check: (page: Page, watch: PageWatch) => Promise<void>): Promise<void> {
+/** Opens `file` in headless Chromium (1200 x 900) and runs `check` on the loaded page; `javaScriptEnabled: false` opens it with scripts off. */
+export async function withReportPage(
+  file: string,
+  check: (page: Page, watch: PageWatch) => Promise<void>,
+  options: { javaScriptEnabled?: boolean } = {},
+): Promise<void> {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
   });
   try {
-    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 }, javaScriptEnabled: options.javaScriptEnabled ?? true });
     const watch: PageWatch = { problems: [], requests: [] };
     page.on("console", (m) => {
       if (m.type() === "error" || m.type() === "warning") watch.problems.push(`${m.type()}: ${m.text()}`);

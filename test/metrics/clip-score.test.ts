@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { clipScore } from "../../src/metrics/clip-score.js";
+import { clipScore, negativeClipScores } from "../../src/metrics/clip-score.js";
 import type { FeatureMatrix } from "../../src/types.js";
 import { loadNpy } from "../helpers/arrays.js";
 import { fixture } from "../helpers/fixtures.js";
@@ -48,5 +48,23 @@ describe("CLIP score (torchmetrics' definition)", () => {
     expect(() => clipScore(a, { n: 1, d: 2, data: new Float32Array([1, 0]) })).toThrow(/one per image/);
     expect(() => clipScore(a, { n: 2, d: 3, data: new Float32Array(6) })).toThrow(/-d/);
     expect(() => clipScore(a, { n: 2, d: 2, data: new Float32Array([1, 0, 0, 0]) })).toThrow(/zero/);
+  });
+});
+
+describe("negative-prompt adherence (neg_clip, neg_clip_delta)", () => {
+  const m = (rows: number[][]) => ({ n: rows.length, d: rows[0].length, data: new Float32Array(rows.flat()) });
+  const neg = m([[1, 0], [1, 0]]);
+
+  it("neg_clip is the CLIP score against the negative text; the delta subtracts the counterparts' score", () => {
+    const cell = { images: m([[0, 1], [1, 1]]), texts: neg };
+    const withoutNegative = { images: m([[1, 0], [1, 0]]), texts: neg };
+    const r = negativeClipScores({ cell, withoutNegative });
+    expect(r.neg_clip).toBeCloseTo(100 / Math.SQRT2 / 2, 12); // (0 + 100 cos 45°) / 2
+    expect(r.neg_clip_delta).toBeCloseTo(100 / Math.SQRT2 / 2 - 100, 12); // the counterparts are the concept itself
+    expect(negativeClipScores({ cell })).toEqual({ neg_clip: r.neg_clip });
+  });
+
+  it("refuses counterparts that are not one per image", () => {
+    expect(() => negativeClipScores({ cell: { images: m([[0, 1], [1, 1]]), texts: neg }, withoutNegative: { images: m([[1, 0]]), texts: m([[1, 0]]) } })).toThrow(/one per image/);
   });
 });

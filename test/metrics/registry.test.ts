@@ -54,6 +54,8 @@ function fullContext(): MetricContext {
     settings: { bootstrap: 4, groups: new Map(fake.names.map((name, i) => [name, String(i % 2)])), msssimPairs: 3 },
     fcWeight: async () => fc.data,
     prompts: { images: normalRows(n, d, 3), texts: normalRows(n, d, 4) },
+    negativePrompts: { cell: { images: normalRows(n, d, 5), texts: normalRows(n, d, 6) }, withoutNegative: { images: normalRows(n, d, 8), texts: normalRows(n, d, 6) } },
+    generation: [{ seconds: 0.5, modelEvaluations: 12 }, { seconds: 1.5, modelEvaluations: 24 }],
   };
 }
 

@@ -56,6 +56,11 @@ describe("a sweep with the onnx-sd generator", () => {
     const manifest = readFileSync(path.join(tmp, "runs", "manifest.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
     const guidedWithNegative = manifest.find((m) => m.params.cfg_scale === 7.5 && m.params.negative_prompt !== "");
     expect(guidedWithNegative.used).toMatchObject({ scheduler: "ddim", steps: 4, unetCalls: 4, guided: true, width: 64, height: 64, device: "cpu" });
+    // the cost the generator counted: both halves of each guided UNet batch, the conditional pass alone at s = 1
+    expect(guidedWithNegative.model_evaluations).toBe(2 * guidedWithNegative.used.unetCalls);
+    const unguided = manifest.find((m) => m.params.cfg_scale === 1);
+    expect(unguided.used.guided).toBe(false);
+    expect(unguided.model_evaluations).toBe(unguided.used.unetCalls);
     const model = await openSdExport(fixture("sd", "sd-tiny"), "cpu");
     try {
       const image = await generateSd(model, {

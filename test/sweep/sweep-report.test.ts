@@ -107,18 +107,20 @@ describe("a sweep evaluated and reported", () => {
   it.skipIf(noBrowser)("opens in headless Chromium with every plot, the contact sheet, no console errors and no network", async () => {
     await withReportPage(outcome.report!.html, async (page, { problems, requests }) => {
       const ids = await page.locator("figure.plot").evaluateAll((els) => els.map((e) => e.id));
-      expect(ids).toEqual(["plot-fid", "plot-pr", "plot-diversity", "plot-front", "plot-axis-sampler"]);
+      expect(ids).toEqual(["plot-fid", "plot-pr", "plot-diversity", "plot-front", "plot-cost", "plot-axis-sampler"]);
+      // the live views (sweep-interactive.ts) have replaced the static SVGs
+      for (const id of ids) await page.waitForSelector(`#${id}.live-ready`);
       for (const id of ids) {
-        const svg = page.locator(`#${id} svg`);
+        const svg = page.locator(`#${id} .live svg`);
         const box = await svg.boundingBox();
         expect(box!.width, id).toBeGreaterThan(200);
         expect(box!.height, id).toBeGreaterThan(100);
       }
       // FID: 2 points on one line, and bootstrap error bars
-      expect(await page.locator('#plot-fid path[aria-roledescription="point"]').count()).toBe(2);
-      expect(await page.locator("#plot-fid .mark-rule.role-mark line").count()).toBe(2);
+      expect(await page.locator('#plot-fid .live path[aria-roledescription="point"]').count()).toBe(2);
+      expect(await page.locator("#plot-fid .live .mark-rule.role-mark line").count()).toBe(2);
       // the front labels each point with its scale
-      const labels = await page.locator("#plot-front .mark-text.role-mark text").allTextContents();
+      const labels = await page.locator("#plot-front .live .mark-text.role-mark text").allTextContents();
       expect(labels.sort()).toEqual(["s=1", "s=4"]);
       // contact sheet: 8 thumbnails per cell, every one decoded
       const thumbs = page.locator(".sheet img");

@@ -12,6 +12,14 @@
  *   `referenceSize` (default: native); ask for that size in a sweep for like-for-like FID.
  * - `extra.sampler` picks "ddim" (default, the sampler the issue names) or "dpmpp-2m" (same cost,
  *   second order: exact to < 1% at 50 steps, where DDIM's variances come out ~10% low).
+ * - `extra.guidance` (a sweep axis) picks "cfg" (default: the `guidance` option) or "classifier":
+ *   Dhariwal & Nichol's classifier guidance with the exact Bayes classifier of the classes
+ *   (sampler.ts says how the two rules relate).
+ * - Option `unconditional`: "broad" (default) is the caption-dropout prior of class-catalogue.ts;
+ *   "mixture" is the equal-weight mixture of the class models, the marginal the classifier's Bayes
+ *   rule divides by. By Bayes, grad log p(y | x) = grad log p(x | y) - grad log p(x), so with
+ *   "mixture" eps_cond - eps_uncond = -sqrt(1 - abar) grad log p(y | x_t) exactly and CFG at s is
+ *   classifier guidance at s (Ho & Salimans 2022, Sec. 3.2); with "broad" they differ.
  */
 import sharp from "sharp";
 import { DiffevalError } from "../../errors.js";
@@ -19,7 +27,8 @@ import { createRng } from "../../random/rng.js";
 import type { GeneratedImage, GenerationRequest, Generator } from "../generator.js";
 import { analyticModel, classForPrompt, DEFAULT_RESOLUTION, type AnalyticModel } from "./class-catalogue.js";
 import { sampleMixture } from "./gaussian-mixture.js";
-import { SAMPLERS, sampleWith, type SamplerName } from "./sampler.js";
+import { mixtureClassifier } from "./gaussian-mixture.js";
+import { GUIDANCE_RULES, SAMPLERS, sampleWith, type GuidanceName, type GuidanceRule, type SamplerName } from "./sampler.js";
 
 export interface AnalyticGeneratorOptions {
   /** Native resolution of the model (default 32: 32 x 32 x 3 = 3072 dimensions). */
@@ -30,7 +39,14 @@ export interface AnalyticGeneratorOptions {
   sampler?: SamplerName;
   /** Side of the reference images (default: the native resolution). */
   referenceSize?: number;
+  /** Guidance rule used when the request's `extra.guidance` is absent (default "cfg"). */
+  guidance?: GuidanceName;
+  /** The unconditional model: "broad" (default, the caption-dropout prior) or "mixture" (the class mixture). */
+  unconditional?: UnconditionalName;
 }
+
+export type UnconditionalName = "broad" | "mixture";
+export const UNCONDITIONAL_MODELS: readonly UnconditionalName[] = ["broad", "mixture"];
 
 export const DEFAULT_STEPS = 50;
 
@@ -39,6 +55,14 @@ export function createAnalyticGenerator(opts: AnalyticGeneratorOptions = {}): Ge
   const defaultSteps = checkedInteger("steps", opts.steps ?? DEFAULT_STEPS, 1000);
   const defaultSampler = samplerFrom(opts.sampler, "ddim");
   const referenceSize = checkedInteger("referenceSize", opts.referenceSize ?? model.resolution, 4096);
+  const defaultGuidance = guidanceFrom(opts.guidance, "cfg", "E_GENERATOR_SPEC");
+  const unconditional = unconditionalFrom(opts.unconditional);
+  const unconditionalModel = unconditional === "mixture" ? model.labelled : model.prior;
+  // equal priors pi_y = 1 / C: the weights of model.labelled, so "mixture" is exactly sum_y pi_y p(x | y)
+  const classifier = mixtureClassifier(
+    model.classes.map((c) => c.mixture),
+    model.classes.map(() => 1),
+  );
   return {
     name: "analytic",
     concurrency: 1,
@@ -50,12 +74,20 @@ export function createAnalyticGenerator(opts: AnalyticGeneratorOptions = {}): Ge
       const sampler = samplerFrom(req.extra?.sampler, defaultSampler);
       if (!Number.isFinite(req.cfgScale)) throw new DiffevalError("E_GENERATOR_REQUEST", `analytic generator: cfgScale must be a finite number, got ${req.cfgScale}`);
       if (steps > 1000) throw new DiffevalError("E_GENERATOR_REQUEST", `analytic generator: steps must be at most 1000 (the training schedule's length), got ${steps}`);
+      const guidance = guidanceFrom(req.extra?.guidance, defaultGuidance, "E_GENERATOR_REQUEST");
+      const rule: GuidanceRule =
+        guidance === "classifier"
+          ? { kind: "classifier", classifier, target: model.classes.indexOf(cond), ...(negative ? { negative: model.classes.indexOf(negative) } : {}) }
+          : { kind: "cfg" };
+      const counter = { modelEvaluations: 0 };
       const x = sampleWith(sampler, {
         cond: cond.mixture,
-        uncond: negative ? negative.mixture : model.prior,
+        uncond: negative ? negative.mixture : unconditionalModel,
+        guidance: rule,
         scale: req.cfgScale,
         steps,
         seed: req.seed,
+        counter,
       });
       const width = positiveOr(req.width, model.resolution);
       const height = positiveOr(req.height, model.resolution);
@@ -72,10 +104,13 @@ export function createAnalyticGenerator(opts: AnalyticGeneratorOptions = {}): Ge
           width,
           height,
           sampler,
+          guidance,
+          unconditional,
           class: cond.name,
           negativeClass: negative?.name ?? null,
           resolution: model.resolution,
         },
+        modelEvaluations: counter.modelEvaluations,
       };
     },
     reference(count: number, seed: number) {
@@ -120,6 +155,18 @@ function samplerFrom(value: unknown, fallback: SamplerName): SamplerName {
   if (value === undefined || value === "") return fallback;
   if (typeof value === "string" && (SAMPLERS as readonly string[]).includes(value)) return value as SamplerName;
   throw new DiffevalError("E_GENERATOR_REQUEST", `analytic generator: unknown sampler ${JSON.stringify(value)}; use one of: ${SAMPLERS.join(", ")}`);
+}
+
+function guidanceFrom(value: unknown, fallback: GuidanceName, code: "E_GENERATOR_SPEC" | "E_GENERATOR_REQUEST"): GuidanceName {
+  if (value === undefined || value === "") return fallback;
+  if (typeof value === "string" && (GUIDANCE_RULES as readonly string[]).includes(value)) return value as GuidanceName;
+  throw new DiffevalError(code, `analytic generator: unknown guidance ${JSON.stringify(value)}; use one of: ${GUIDANCE_RULES.join(", ")}`);
+}
+
+function unconditionalFrom(value: unknown): UnconditionalName {
+  if (value === undefined) return "broad";
+  if (typeof value === "string" && (UNCONDITIONAL_MODELS as readonly string[]).includes(value)) return value as UnconditionalName;
+  throw new DiffevalError("E_GENERATOR_SPEC", `analytic generator: unconditional must be one of ${UNCONDITIONAL_MODELS.join(", ")}, got ${JSON.stringify(value)}`);
 }
 
 function checkedInteger(field: string, value: number, max: number): number {

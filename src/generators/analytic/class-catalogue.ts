@@ -78,6 +78,12 @@ export interface AnalyticModel {
   readonly classes: readonly AnalyticClass[];
   /** The unconditional model: labelled classes (1 - rho) and their looser twins (rho). */
   readonly prior: GaussianMixture;
+  /**
+   * The labelled classes alone, equally weighted: sum_y pi_y p(x | y) with pi_y = 1 / C, the
+   * marginal that the exact Bayes classifier p(y | x) divides by (generator option
+   * `unconditional: "mixture"` puts it in the unconditional slot).
+   */
+  readonly labelled: GaussianMixture;
 }
 
 /** The class keywords, in catalogue order (prompts and negative prompts for sweeps). */
@@ -100,7 +106,7 @@ export function analyticModel(resolution = DEFAULT_RESOLUTION): AnalyticModel {
       classes.map(() => 1),
     );
     const prior = mixtureOfMixtures([labelled, looseMixture(classes)], [1 - UNCONDITIONAL_LOOSE_SHARE, UNCONDITIONAL_LOOSE_SHARE]);
-    model = { resolution, dim: resolution * resolution * 3, classes, prior };
+    model = { resolution, dim: resolution * resolution * 3, classes, prior, labelled };
     MODELS.set(resolution, model);
   }
   return model;

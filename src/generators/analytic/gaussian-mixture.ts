@@ -161,28 +161,101 @@ const NEGLIGIBLE_RESPONSIBILITY = 1e-13;
 export function mixtureEps(x: Float64Array, ab: number, mixture: GaussianMixture, out?: Float64Array, cache?: DotCache): Float64Array {
   const d = x.length;
   if (d !== mixture.dim) throw new RangeError(`x has ${d} values, the model ${mixture.dim}`);
-  const eps = out ?? new Float64Array(d);
   const { terms, logJoint, logSum } = allTerms(x, ab, mixture, cache);
-  const a = Math.sqrt(ab);
   const s = Math.sqrt(1 - ab);
-  // eps = s sum_k (w_k / c_k) (x - a mu_k - sum_j g_j p_j q_j): gather the x coefficient, and the
-  // row coefficients per distinct [Q; mu^T] buffer (a component and its looser twin share one)
+  // eps = s sum_k (w_k / c_k) (x - a mu_k - sum_j g_j p_j q_j)
+  const coefs = Float64Array.from(terms, (term, k) => {
+    const w = Math.exp(logJoint[k] - logSum);
+    return w < NEGLIGIBLE_RESPONSIBILITY ? 0 : (s * w) / term.c;
+  });
+  return weightedResiduals(x, mixture.components, terms, coefs, out ?? new Float64Array(d));
+}
+
+/**
+ * out = sum_k coefs_k (x - a mu_k - sum_j g_j p_j q_j) = sum_k coefs_k c_k Sigma_k(t)^-1 (x - a mu_k),
+ * components with a zero coefficient skipped: the x coefficient gathered, and the row coefficients
+ * per distinct [Q; mu^T] buffer (a component and its looser twin share one).
+ */
+function weightedResiduals(x: Float64Array, components: readonly GaussianComponent[], terms: readonly ComponentTerms[], coefs: Float64Array, out: Float64Array): Float64Array {
+  const d = x.length;
   let xCoef = 0;
   const rowCoefs = new Map<Float64Array, Float64Array>();
   for (let k = 0; k < terms.length; k++) {
-    const w = Math.exp(logJoint[k] - logSum);
-    if (w < NEGLIGIBLE_RESPONSIBILITY) continue;
-    const scale = (s * w) / terms[k].c;
+    const scale = coefs[k];
+    if (scale === 0) continue;
     xCoef += scale;
-    const rows = mixture.components[k].rows;
+    const rows = components[k].rows;
     let coef = rowCoefs.get(rows);
     if (!coef) rowCoefs.set(rows, (coef = new Float64Array(terms[k].correction.length)));
     const corr = terms[k].correction;
     for (let j = 0; j < corr.length; j++) coef[j] -= scale * corr[j];
   }
-  for (let i = 0; i < d; i++) eps[i] = xCoef * x[i];
-  for (const [rows, coef] of rowCoefs) addRows(rows, coef, 1, eps, d);
-  return eps;
+  for (let i = 0; i < d; i++) out[i] = xCoef * x[i];
+  for (const [rows, coef] of rowCoefs) addRows(rows, coef, 1, out, d);
+  return out;
+}
+
+/**
+ * The exact Bayes classifier over the classes of a model: p(y | x_t) = pi_y p_t(x_t | y) /
+ * sum_k pi_k p_t(x_t | k), each p_t(. | k) the class's mixture noised in closed form (see the file
+ * comment). What classifier guidance (Dhariwal & Nichol, "Diffusion Models Beat GANs on Image
+ * Synthesis", NeurIPS 2021, Alg. 2 / eq. 14) differentiates, here without a trained classifier.
+ */
+export interface MixtureClassifier {
+  readonly classes: readonly GaussianMixture[];
+  /** log pi_y, normalised (logsumexp = 0). */
+  readonly logPriors: Float64Array;
+}
+
+/** The classifier of `classes` with priors proportional to `weights`. */
+export function mixtureClassifier(classes: readonly GaussianMixture[], weights: readonly number[]): MixtureClassifier {
+  if (classes.length === 0 || classes.length !== weights.length) throw new RangeError("a classifier needs one positive prior weight per class");
+  const total = weights.reduce((s, w) => s + w, 0);
+  return { classes, logPriors: Float64Array.from(weights, (w) => Math.log(w / total)) };
+}
+
+/** Per class y and component k: log pi_y + log w_yk + log N_yk(x_t), and the component terms. */
+function classJoints(x: Float64Array, ab: number, clf: MixtureClassifier, cache?: DotCache): Array<{ terms: ComponentTerms[]; logJoint: Float64Array }> {
+  const xNormSq = dot(x, x);
+  return clf.classes.map((mixture, y) => {
+    if (x.length !== mixture.dim) throw new RangeError(`x has ${x.length} values, the model ${mixture.dim}`);
+    const terms = mixture.components.map((comp) => componentTerms(x, xNormSq, comp, ab, cache));
+    return { terms, logJoint: Float64Array.from(terms, (term, k) => term.logDensity + mixture.logWeights[k] + clf.logPriors[y]) };
+  });
+}
+
+/** log p(y | x_t) of the exact classifier at noise level alphaBar. */
+export function classLogPosterior(x: Float64Array, ab: number, clf: MixtureClassifier, y: number): number {
+  const perClass = classJoints(x, ab, clf).map((c) => logSumExp(c.logJoint));
+  return perClass[y] - logSumExp(Float64Array.from(perClass));
+}
+
+/**
+ * grad_x log p(y | x_t) of the exact classifier, written into `out`. By Bayes it is
+ * grad log p_t(x | y) - grad log p_t(x) with p_t = sum_k pi_k p_t(. | k); computed here in one
+ * pass over every class's components, each component's score -Sigma_k(t)^-1 (x - a mu_k)
+ * weighted by (its responsibility within class y) - (its responsibility in the whole mixture),
+ * so it does not reuse mixtureEps: the test that CFG with the mixture as unconditional model
+ * equals classifier guidance compares two computations, not one twice.
+ */
+export function classLogPosteriorGrad(x: Float64Array, ab: number, clf: MixtureClassifier, y: number, out?: Float64Array, cache?: DotCache): Float64Array {
+  const joints = classJoints(x, ab, clf, cache);
+  const logClass = Float64Array.from(joints, (c) => logSumExp(c.logJoint));
+  const logAll = logSumExp(logClass);
+  const components = clf.classes.flatMap((m) => m.components);
+  const terms = joints.flatMap((c) => c.terms);
+  const coefs = new Float64Array(terms.length);
+  let k = 0;
+  joints.forEach((c, cls) => {
+    for (const lj of c.logJoint) {
+      const inClass = cls === y ? Math.exp(lj - logClass[y]) : 0;
+      const overall = Math.exp(lj - logAll);
+      // score_k = -(x - a mu_k - ...) / c_k; skipped only where both responsibilities are negligible
+      coefs[k] = inClass < NEGLIGIBLE_RESPONSIBILITY && overall < NEGLIGIBLE_RESPONSIBILITY ? 0 : -(inClass - overall) / terms[k].c;
+      k++;
+    }
+  });
+  return weightedResiduals(x, components, terms, coefs, out ?? new Float64Array(x.length));
 }
 
 /** One exact draw from the (clean) mixture: a component by its weight, then mu + Q diag(sqrt(lambda)) z + sigma e. */

@@ -1,5 +1,14 @@
 /** The analytic generator: an exact diffusion model of a known Gaussian-mixture image distribution. */
-export { createAnalyticGenerator, encodePng, referenceImages, toUint8, DEFAULT_STEPS, type AnalyticGeneratorOptions } from "./analytic-generator.js";
+export {
+  createAnalyticGenerator,
+  encodePng,
+  referenceImages,
+  toUint8,
+  DEFAULT_STEPS,
+  UNCONDITIONAL_MODELS,
+  type AnalyticGeneratorOptions,
+  type UnconditionalName,
+} from "./analytic-generator.js";
 export {
   analyticClasses,
   analyticModel,
@@ -16,9 +25,12 @@ export {
   type ClassSpec,
 } from "./class-catalogue.js";
 export {
+  classLogPosterior,
+  classLogPosteriorGrad,
   gaussianComponent,
   gaussianMixture,
   looserTwin,
+  mixtureClassifier,
   mixtureEps,
   mixtureOfMixtures,
   noisedLogDensity,
@@ -26,6 +38,8 @@ export {
   sampleMixture,
   type GaussianComponent,
   type GaussianMixture,
+  type MixtureClassifier,
 } from "./gaussian-mixture.js";
-export { epsPrediction, guidedEps, initialNoise, sampleDdim, sampleDpmSolver2m, sampleWith, SAMPLERS, type SampleOptions, type SamplerName } from "./sampler.js";
+export { classifierGuidedEps, GUIDANCE_RULES, type GuidanceName, type GuidanceRule } from "./sampler.js";
+export { epsPrediction, guidedEps, initialNoise, sampleDdim, sampleDpmSolver2m, sampleWith, SAMPLERS, type EvaluationCounter, type SampleOptions, type SamplerName } from "./sampler.js";
 export { alphaBar, samplingTimesteps, TRAIN_TIMESTEPS } from "./schedule.js";

@@ -81,6 +81,7 @@ export function createOnnxSdGenerator(opts: OnnxSdGeneratorOptions): Generator {
           guided: image.guided,
           device: sd.device,
         },
+        modelEvaluations: image.modelEvaluations,
       };
     },
     async close() {

@@ -55,6 +55,8 @@ export interface SdImage {
   timesteps: readonly number[];
   /** Whether the unconditional branch ran (false at s = 1). */
   guided: boolean;
+  /** UNet evaluations made: the batch size of each call, summed (2 per guided step, 1 at s = 1). */
+  modelEvaluations: number;
 }
 
 export async function generateSd(model: SdExport, opts: SdGenerateOptions): Promise<SdImage> {
@@ -78,11 +80,13 @@ export async function generateSd(model: SdExport, opts: SdGenerateOptions): Prom
   let latents = initialLatents(opts, cells, scheduler.initNoiseSigma);
   const s = Math.fround(opts.cfgScale);
   const total = scheduler.timesteps.length;
+  let modelEvaluations = 0;
   for (let i = 0; i < total; i++) {
     opts.signal?.throwIfAborted();
     const input = scheduler.scaleModelInput(latents, i);
     const batchInput = guided ? twice(input) : input;
     const out = await model.predict(batchInput, texts.length, h, w, scheduler.timesteps[i], embeddings);
+    modelEvaluations += texts.length;
     const eps = guided ? guide(out.subarray(0, cells), out.subarray(cells), s) : out;
     assertFinite(eps, `the UNet's prediction at step ${i + 1} (timestep ${scheduler.timesteps[i]})`);
     latents = scheduler.step(eps, i, latents);
@@ -92,7 +96,7 @@ export async function generateSd(model: SdExport, opts: SdGenerateOptions): Prom
   const scale = Math.fround(1 / model.vaeScaling);
   const scaled = latents.map((v) => Math.fround(v * scale));
   const decoded = await model.decode(scaled, h, w);
-  return { data: toImage(decoded.data, decoded.height, decoded.width), width: decoded.width, height: decoded.height, scheduler: schedulerName, timesteps: scheduler.timesteps, guided };
+  return { data: toImage(decoded.data, decoded.height, decoded.width), width: decoded.width, height: decoded.height, scheduler: schedulerName, timesteps: scheduler.timesteps, guided, modelEvaluations };
 }
 
 function defaultScheduler(model: SdExport): SchedulerName {
