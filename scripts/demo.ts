@@ -7,6 +7,8 @@
  * the weights error before generating anything (runSweep resolves the model first).
  *
  * DEMO_SEEDS (images per prompt and cell) and DEMO_REFERENCE (reference images) shrink or grow it.
+ * DEMO_CLIP=DIR (a Hugging Face CLIP folder, e.g. ../shared/fixtures/encoders/clip-tiny) adds CLIP
+ * scores and negative-prompt adherence (neg_clip, neg_clip_delta) to every cell.
  *
  * With DEMO_SD=DIR (a Stable Diffusion ONNX export folder) the built-in `onnx-sd` generator runs
  * instead: s in {1, 3, 7.5} x negative prompt {none, "blurry, low quality"} over a few prompts,
@@ -58,6 +60,9 @@ function analyticSpec(root: string): SweepSpec {
       steps: 20,
       reference: { source: "analytic:real", count: intFromEnv("DEMO_REFERENCE", 400) },
       bootstrap: 10,
+      // With a CLIP checkpoint, each cell also gets clip_score and, with a negative prompt, neg_clip
+      // and neg_clip_delta: how far the negative prompt pushed its class away (README "Sweeps").
+      ...(process.env.DEMO_CLIP ? { clip: path.resolve(root, process.env.DEMO_CLIP) } : {}),
       output: path.join("runs", "demo"),
       report: path.join("reports", "demo"),
     },
