@@ -109,6 +109,10 @@ const TABLE_METRICS: [string, (m: Record<string, unknown>) => number | undefined
   ["Vendi", (m) => pointOf(m.vendi)],
   ["pairwise", pairwiseOf],
   ["CLIP score", (m) => pointOf(m.clip_score)],
+  ["neg CLIP", (m) => pointOf(m.neg_clip)],
+  ["neg CLIP delta", (m) => pointOf(m.neg_clip_delta)],
+  ["evals/image", (m) => pointOf(m.model_evals_per_image)],
+  ["s/image", (m) => pointOf(m.seconds_per_image)],
 ];
 
 function tableColumns(r: SweepResults): string[] {

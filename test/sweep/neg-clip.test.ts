@@ -132,6 +132,8 @@ describe("neg_clip and neg_clip_delta in a sweep with clip", () => {
       expect(row[delta]).toBe(cell.metrics.neg_clip_delta === undefined ? "" : String(cell.metrics.neg_clip_delta));
     }
     expect(rows.filter((r) => r[delta] !== "")).toHaveLength(2);
+    // summary.md's table carries them too.
+    expect(readFileSync(full.report!.markdown, "utf8")).toMatch(/\| neg CLIP \| neg CLIP delta \|/);
   });
 
   it("are plotted against s, one line per negative prompt", () => {
