@@ -223,8 +223,8 @@ export const ERROR_CODES = {
     fix: "shorten the prompt, or let the tokenizer truncate it (its default)",
   },
   E_PAIRS_FORMAT: {
-    when: "an image/prompt pairs CSV is unreadable or malformed",
-    fix: "write a CSV with a header `image,prompt` and one row per pair",
+    when: "a pairs CSV (image,prompt for clipscore and subject; image,control for control) is unreadable or malformed",
+    fix: "write a CSV with the header the command names (`image,prompt` or `image,control`) and one row per pair",
   },
   E_GROUPS: {
     when: "a groups file is unreadable, malformed, or misses an image",

@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { VERSION } from "../version.js";
 import { isDiffevalError } from "../errors.js";
 import { clipscoreCommand } from "./clipscore.js";
+import { controlCommand } from "./control.js";
 import { featuresCommand } from "./features.js";
 import { gateCommand } from "./gate.js";
 import { generateCommand } from "./generate.js";
@@ -13,6 +14,7 @@ import { modelCommand } from "./model.js";
 import { EXIT_FAILED_GATE, EXIT_OK, EXIT_USAGE, reportError } from "./run-command.js";
 import { statsCommand } from "./stats.js";
 import { sweepCommand } from "./sweep.js";
+import { subjectCommand } from "./subject.js";
 
 export function buildProgram(): Command {
   const program = new Command("diffeval")
@@ -28,6 +30,8 @@ export function buildProgram(): Command {
   program.addCommand(gateCommand());
   program.addCommand(modelCommand());
   program.addCommand(clipscoreCommand());
+  program.addCommand(controlCommand());
+  program.addCommand(subjectCommand());
   program.addCommand(generateCommand());
   return program;
 }

@@ -34,7 +34,7 @@ export function metricsCommand(): Command {
     .requiredOption("--fake <source>", "generated images, features file, stats .npz or reference name")
     .option(
       "--metrics <list>",
-      `comma-separated: ${METRICS.filter((m) => !m.needs.some((need) => need === "prompts" || need === "negative-prompts" || need === "generation")).map((m) => m.name).join(",")} ` +
+      `comma-separated: ${METRICS.filter((m) => !m.needs.some((need) => need === "prompts" || need === "negative-prompts" || need === "generation" || need === "controls")).map((m) => m.name).join(",")} ` +
         `(default ${defaultMetrics("inception").join(",")}; with --encoder clip or dinov2 ${defaultMetrics("dinov2").join(",")})`,
     )
     .option("--bootstrap <B>", "bootstrap replicates for 95% intervals of fid, kid, precision, recall")

@@ -14,12 +14,20 @@
  *   serialises generation with `queue_lock`, so a concurrency above 1 only helps with several
  *   backends behind one URL.
  *
+ * ControlNet (sd-webui-controlnet, whose API this follows at v1.1.4xx: the ControlNetUnit model in
+ * internal_controlnet/args.py, commit c76c662): one unit in `alwayson_scripts.controlnet.args`
+ * with `enabled`, `image` (base64), `module` ("canny" runs the detector, "none" takes the image as
+ * the map), `model`, `weight` (0..2), `guidance_start`/`guidance_end` (0..1), `processor_res`, and
+ * canny's `threshold_a`/`threshold_b`. The extension appends its detected map to `images` after
+ * the generated ones; only `images[index_of_first_image]` is taken, so the map is never a sample.
+ *
  * LoRA weights: A1111 takes them in the prompt text as `<lora:NAME:WEIGHT>` (the sweep writes
  * that into `prompt`); this adapter sends the prompt verbatim.
  */
+import { readFile } from "node:fs/promises";
 import { DiffevalError } from "../errors.js";
 import { parseJsonText } from "../io/read-json.js";
-import type { GeneratedImage, GenerationRequest, Generator } from "./generator.js";
+import type { ControlRequest, GeneratedImage, GenerationRequest, Generator } from "./generator.js";
 import { checkBaseUrl, checkCount, clip, createHttpClient, limitConcurrency, type HttpClient } from "./http-client.js";
 import { imageFormatOf } from "./image-format.js";
 
@@ -74,10 +82,11 @@ export function createA1111Generator(options: A1111GeneratorOptions): Generator 
     throw new DiffevalError("E_GENERATOR_SPEC", `${SERVICE} generator: \`sampler\` must be a string such as "Euler a"`);
   }
   const limit = limitConcurrency(concurrency);
+  const controlImage = base64Cache();
   return {
     name: "a1111",
     concurrency,
-    generate: (req, signal) => limit(() => txt2img(client, req, options.sampler, signal)),
+    generate: (req, signal) => limit(() => txt2img(client, req, options.sampler, controlImage, signal)),
   };
 }
 
@@ -89,14 +98,41 @@ function checkAuth(auth: unknown): void {
   }
 }
 
-async function txt2img(client: HttpClient, req: GenerationRequest, sampler: string | undefined, signal?: AbortSignal): Promise<GeneratedImage> {
-  const payload = txt2imgPayload(req, sampler);
+/** Each control image read and base64-encoded once per generator (every request of a sweep sends the same few). */
+function base64Cache(): (file: string) => Promise<string> {
+  const cache = new Map<string, Promise<string>>();
+  return (file) => {
+    let encoded = cache.get(file);
+    if (!encoded) {
+      encoded = readFile(file).then(
+        (b) => b.toString("base64"),
+        (e: NodeJS.ErrnoException) => {
+          throw new DiffevalError("E_GENERATOR_REQUEST", `${SERVICE}: cannot read the control image ${file} (${e.code ?? e.message})`);
+        },
+      );
+      cache.set(file, encoded);
+    }
+    return encoded;
+  };
+}
+
+async function txt2img(
+  client: HttpClient,
+  req: GenerationRequest,
+  sampler: string | undefined,
+  controlImage: (file: string) => Promise<string>,
+  signal?: AbortSignal,
+): Promise<GeneratedImage> {
+  const payload = txt2imgPayload(req, sampler, req.control ? await controlImage(req.control.image) : undefined);
   const answer = await client.json("POST", "/sdapi/v1/txt2img", payload, signal);
   return imageFromAnswer(answer, req);
 }
 
-/** The JSON body of one txt2img call: one image, the request's axes, extra fields merged. */
-export function txt2imgPayload(req: GenerationRequest, sampler?: string): Record<string, unknown> {
+/**
+ * The JSON body of one txt2img call: one image, the request's axes, extra fields merged, and
+ * with a control request its ControlNet unit (`controlBase64`: the control image's bytes in base64).
+ */
+export function txt2imgPayload(req: GenerationRequest, sampler?: string, controlBase64?: string): Record<string, unknown> {
   const payload: Record<string, unknown> = {
     prompt: req.prompt,
     negative_prompt: req.negativePrompt,
@@ -121,7 +157,31 @@ export function txt2imgPayload(req: GenerationRequest, sampler?: string): Record
     else if (PAYLOAD_FIELDS.has(field)) payload[field] = value;
   }
   if (Object.keys(overrides).length > 0) payload.override_settings = overrides;
+  if (req.control) {
+    if (controlBase64 === undefined) throw new DiffevalError("E_GENERATOR_REQUEST", `${SERVICE}: a control request needs its image's bytes`);
+    payload.alwayson_scripts = { controlnet: { args: [controlNetUnit(req.control, controlBase64, req)] } };
+  }
   return payload;
+}
+
+/**
+ * One sd-webui-controlnet unit. processor_res is the generation's shorter side (what the
+ * extension's "pixel perfect" picks for a control of the same aspect), so the detector sees the
+ * resolution the model is conditioned at; the thresholds are canny's low/high.
+ */
+export function controlNetUnit(control: ControlRequest, imageBase64: string, req: Pick<GenerationRequest, "width" | "height">): Record<string, unknown> {
+  return {
+    enabled: true,
+    image: imageBase64,
+    module: control.preprocess ? control.type : "none",
+    model: control.model ?? "None",
+    weight: control.weight,
+    guidance_start: control.start,
+    guidance_end: control.end,
+    processor_res: Math.min(req.width, req.height),
+    threshold_a: control.canny[0],
+    threshold_b: control.canny[1],
+  };
 }
 
 /** Whether an extra axis is sent to A1111 (a txt2img field, an alias of one, or an override). */
@@ -193,6 +253,7 @@ function usedParameters(info: Txt2ImgInfo, req: GenerationRequest): GeneratedIma
     width: pick("width", req.width),
     height: pick("height", req.height),
     extra: sent,
+    ...(req.control ? { control: { ...req.control } } : {}),
     sampler: info.sampler_name,
     model: info.sd_model_name,
     modelHash: info.sd_model_hash,

@@ -16,11 +16,19 @@
  * ComfyUI draws the noise for the whole batch from one `torch.manual_seed(seed)`: image k of a
  * batch depends on the batch size, so only batch 1 gives each image its own seed. ComfyUI
  * reports no per-image seeds, so `used.seed` is the seed written into the workflow.
+ *
+ * ControlNet: a request with `control` needs a workflow with one `ControlNetApplyAdvanced` (inputs
+ * strength, start_percent, end_percent; its `control_net` from a `ControlNetLoader`, its `image`
+ * from a `LoadImage`, possibly through a preprocessor such as `Canny`). The control image is
+ * uploaded once (`POST /upload/image`, multipart/form-data field `image`, answer `{name,
+ * subfolder, type}`; ComfyUI server.py image_upload) and its name written into the LoadImage.
  */
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DiffevalError } from "../errors.js";
-import type { GeneratedImage, GenerationRequest, Generator } from "./generator.js";
+import type { ControlRequest, GeneratedImage, GenerationRequest, Generator } from "./generator.js";
 import { checkBaseUrl, checkCount, clip, createHttpClient, limitConcurrency, type HttpClient } from "./http-client.js";
 import { imageFormatOf } from "./image-format.js";
 
@@ -87,7 +95,7 @@ export function createComfyGenerator(options: ComfyGeneratorOptions): Generator 
   });
   const clientId = randomUUID();
   const limit = limitConcurrency(concurrency);
-  const run: RunSettings = { client, clientId, timeoutMs, pollIntervalMs };
+  const run: RunSettings = { client, clientId, timeoutMs, pollIntervalMs, upload: uploadCache(client) };
   return {
     name: "comfyui",
     concurrency,
@@ -100,6 +108,8 @@ interface RunSettings {
   clientId: string;
   timeoutMs: number;
   pollIntervalMs: number;
+  /** The LoadImage value of a control image, uploaded on first use. */
+  upload: (file: string, signal?: AbortSignal) => Promise<string>;
 }
 
 /** The workflow as an API-format graph, or an error that says what it is instead. */
@@ -241,6 +251,83 @@ export function workflowForRequest(workflow: ComfyWorkflow, nodes: WorkflowNodes
   return graph;
 }
 
+/** The nodes a control request edits: the ControlNetApplyAdvanced, its loader (if linked directly) and its LoadImage. */
+export interface ControlNodes {
+  apply: string;
+  loader?: string;
+  loadImage: string;
+}
+
+const CONTROL_APPLY = "ControlNetApplyAdvanced";
+
+/** The workflow's one ControlNetApplyAdvanced and the LoadImage that feeds its image (through preprocessors). */
+export function controlNodes(workflow: ComfyWorkflow): ControlNodes {
+  const applies = idsOfClass(workflow, new Set([CONTROL_APPLY]));
+  if (applies.length !== 1) {
+    throw specError(
+      applies.length === 0
+        ? `a control image needs a ${CONTROL_APPLY} node (fed by ControlNetLoader and LoadImage); the workflow has none`
+        : `the workflow has ${applies.length} ${CONTROL_APPLY} nodes (${applies.map((a) => `"${a}"`).join(", ")}); a sweep's control image drives exactly one`,
+    );
+  }
+  const apply = applies[0];
+  const loaderLink = workflow[apply].inputs.control_net;
+  const loader = linkedNode(workflow, loaderLink)?.class_type === "ControlNetLoader" ? String((loaderLink as unknown[])[0]) : undefined;
+  let link = workflow[apply].inputs.image;
+  const passed: string[] = [];
+  for (let hop = 0; hop < MAX_HOPS && isLink(link); hop++) {
+    const id = String(link[0]);
+    const node = workflow[id];
+    if (!node) break;
+    passed.push(`"${id}" (${node.class_type})`);
+    if (node.class_type === "LoadImage") return { apply, ...(loader ? { loader } : {}), loadImage: id };
+    link = node.inputs.image;
+  }
+  throw specError(`${CONTROL_APPLY} node "${apply}" input "image" does not lead to a LoadImage node${trail(passed)}`);
+}
+
+/** Each control image uploaded once per generator, under a name made of its content's hash. */
+function uploadCache(client: HttpClient): RunSettings["upload"] {
+  const cache = new Map<string, Promise<string>>();
+  return (file, signal) => {
+    let name = cache.get(file);
+    if (!name) {
+      name = uploadImage(client, file, signal);
+      // A failed upload is tried again by the next request, not remembered.
+      name.catch(() => cache.delete(file));
+      cache.set(file, name);
+    }
+    return name;
+  };
+}
+
+async function uploadImage(client: HttpClient, file: string, signal?: AbortSignal): Promise<string> {
+  const bytes = await readFile(file).catch((e: NodeJS.ErrnoException) => {
+    throw new DiffevalError("E_GENERATOR_REQUEST", `${SERVICE}: cannot read the control image ${file} (${e.code ?? e.message})`);
+  });
+  const ext = path.extname(file).toLowerCase() || ".png";
+  const form = new FormData();
+  // Content-addressed: the same bytes always get the same name, and ComfyUI's overwrite keeps one copy.
+  form.append("image", new Blob([bytes]), `diffeval-control-${createHash("sha256").update(bytes).digest("hex").slice(0, 16)}${ext}`);
+  form.append("type", "input");
+  form.append("overwrite", "true");
+  const answer = (await client.form("/upload/image", form, signal)) as { name?: unknown; subfolder?: unknown };
+  if (typeof answer?.name !== "string") {
+    throw new DiffevalError("E_GENERATOR", `${SERVICE} POST /upload/image answered without a name: ${clip(JSON.stringify(answer))}`);
+  }
+  // LoadImage takes a path inside the input folder (folder_paths.get_annotated_filepath).
+  return typeof answer.subfolder === "string" && answer.subfolder !== "" ? `${answer.subfolder}/${answer.name}` : answer.name;
+}
+
+/** The control request written into a workflow copy: image name, strength, start/end, and the model when named. */
+export function applyControl(graph: ComfyWorkflow, nodes: ControlNodes, control: ControlRequest, imageName: string): void {
+  graph[nodes.loadImage].inputs.image = imageName;
+  Object.assign(graph[nodes.apply].inputs, { strength: control.weight, start_percent: control.start, end_percent: control.end });
+  if (control.model === undefined) return;
+  if (!nodes.loader) throw specError(`spec.control.model is set, but ${CONTROL_APPLY} node "${nodes.apply}" takes its control_net from no ControlNetLoader`);
+  graph[nodes.loader].inputs.control_net_name = control.model;
+}
+
 function setLoraStrength(graph: ComfyWorkflow, nodes: WorkflowNodes, key: string, value: unknown): void {
   const targets = nodes.loras.filter((id) => key in graph[id].inputs || key === "strength_model");
   if (targets.length === 0) {
@@ -256,6 +343,7 @@ function appliedExtras(req: GenerationRequest): Record<string, string | number |
 
 async function generateOne(run: RunSettings, workflow: ComfyWorkflow, nodes: WorkflowNodes, req: GenerationRequest, signal?: AbortSignal): Promise<GeneratedImage> {
   const graph = workflowForRequest(workflow, nodes, req);
+  if (req.control) applyControl(graph, controlNodes(workflow), req.control, await run.upload(req.control.image, signal));
   const deadline = AbortSignal.timeout(run.timeoutMs);
   const both = signal ? AbortSignal.any([signal, deadline]) : deadline;
   const promptId = await queuePrompt(run, graph, both);

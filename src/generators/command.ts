@@ -6,7 +6,8 @@
  *
  * Placeholders, substituted inside every argument (also inside larger strings such as
  * `--seed={seed}`): {prompt} {negative} {cfg} {seed} {steps} {width} {height} {out}, and
- * {extra.NAME} for any extra axis of the request. {out} is a fresh temporary file the command
+ * {extra.NAME} for any extra axis of the request; with a control image (a sweep's `control`),
+ * {control} (its absolute path), {control_weight}, {control_start} and {control_end}. {out} is a fresh temporary file the command
  * must write its image to; the format (png/jpg/webp) is read from the bytes.
  */
 import { spawn } from "node:child_process";
@@ -37,6 +38,8 @@ const TAIL_CHARS = 2_000;
 /** `{name}` tokens in an argument; braces around anything else (JSON, say) stay literal. */
 const PLACEHOLDER = /\{([A-Za-z_][\w.-]*)\}/g;
 const NAMED = new Set(["prompt", "negative", "cfg", "seed", "steps", "width", "height", "out"]);
+/** Placeholders that exist only when the request carries a control image. */
+const CONTROL_NAMED = new Set(["control", "control_weight", "control_start", "control_end"]);
 
 export function createCommandGenerator(options: CommandGeneratorOptions): Generator {
   const argv = validArgv(options.argv);
@@ -56,10 +59,10 @@ function validArgv(argv: unknown): string[] {
   }
   for (const arg of argv) {
     for (const [, name] of arg.matchAll(PLACEHOLDER)) {
-      if (!NAMED.has(name) && !name.startsWith("extra.")) {
+      if (!NAMED.has(name) && !CONTROL_NAMED.has(name) && !name.startsWith("extra.")) {
         throw new DiffevalError(
           "E_GENERATOR_SPEC",
-          `command generator: unknown placeholder {${name}} in argv; use {prompt} {negative} {cfg} {seed} {steps} {width} {height} {out} or {extra.NAME}`,
+          `command generator: unknown placeholder {${name}} in argv; use {prompt} {negative} {cfg} {seed} {steps} {width} {height} {out}, {extra.NAME}, or with a control image {control} {control_weight} {control_start} {control_end}`,
         );
       }
     }
@@ -92,6 +95,7 @@ function placeholderValue(name: string, req: GenerationRequest, out: string): st
     }
     return String(value);
   }
+  if (CONTROL_NAMED.has(name)) return controlValue(name, req);
   const values: Record<string, string | number> = {
     prompt: req.prompt,
     negative: req.negativePrompt,
@@ -105,6 +109,19 @@ function placeholderValue(name: string, req: GenerationRequest, out: string): st
   return String(values[name]);
 }
 
+function controlValue(name: string, req: GenerationRequest): string {
+  const c = req.control;
+  if (!c) throw new DiffevalError("E_GENERATOR_REQUEST", `command generator: argv uses {${name}} but the request has no control image (add a "control" field to the sweep spec)`);
+  return String({ control: c.image, control_weight: c.weight, control_start: c.start, control_end: c.end }[name]);
+}
+
+/** A control image the argv never passes on would be ignored without a word: refused instead. */
+function assertControlPassed(template: string[], req: GenerationRequest): void {
+  if (req.control && !template.some((a) => a.includes("{control}"))) {
+    throw new DiffevalError("E_GENERATOR_REQUEST", "command generator: the request has a control image but argv has no {control} placeholder to pass it to the command");
+  }
+}
+
 async function runOnce(
   template: string[],
   req: GenerationRequest,
@@ -112,6 +129,7 @@ async function runOnce(
   signal?: AbortSignal,
 ): Promise<GeneratedImage> {
   signal?.throwIfAborted();
+  assertControlPassed(template, req);
   const dir = await mkdtemp(path.join(os.tmpdir(), "diffeval-cmd-"));
   try {
     // The name ends in .png because many tools pick the format from the extension; the

@@ -20,6 +20,30 @@ export interface GenerationRequest {
   height: number;
   /** Any other generator parameter swept as an axis (sampler, LoRA weight, ...), by name. */
   extra: Record<string, string | number | boolean>;
+  /** A ControlNet conditioning image for this request (a sweep spec's `control`); built-in generators refuse it. */
+  control?: ControlRequest;
+}
+
+/**
+ * One ControlNet unit: what the sd-webui-controlnet extension calls a ControlNetUnit and
+ * ComfyUI's ControlNetApplyAdvanced node takes (strength, start_percent, end_percent).
+ */
+export interface ControlRequest {
+  /** Absolute path of the control image. */
+  image: string;
+  /** The kind of control ("canny": edges). */
+  type: "canny";
+  /** The ControlNet model's name on the backend (A1111's `model`, ComfyUI's `control_net_name`); absent: the backend's own. */
+  model?: string;
+  /** true: the backend runs the edge detector on the image; false: the image already is the edge map. */
+  preprocess: boolean;
+  /** Canny's low and high thresholds (OpenCV's, 0..255), for a backend that runs the detector. */
+  canny: [number, number];
+  /** ControlNet strength (A1111 `weight`, ComfyUI `strength`); 0 turns the control off. */
+  weight: number;
+  /** Fraction of the sampling steps where the control starts and ends (0..1). */
+  start: number;
+  end: number;
 }
 
 export interface GeneratedImage {

@@ -28,6 +28,8 @@ export interface HttpClient {
   json(method: "GET" | "POST", pathname: string, body?: unknown, signal?: AbortSignal): Promise<unknown>;
   /** The raw body of a GET. */
   bytes(pathname: string, signal?: AbortSignal): Promise<Uint8Array>;
+  /** The parsed JSON answer of a multipart/form-data POST (fetch writes the boundary; a FormData is re-sent whole on a retry). */
+  form(pathname: string, body: FormData, signal?: AbortSignal): Promise<unknown>;
 }
 
 /** How much of an error body a message quotes. */
@@ -38,17 +40,18 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
   const headers = authHeaders(options.auth);
   const send = (method: string, pathname: string, body: unknown, signal?: AbortSignal) =>
     fetchWithRetries(options, `${base}${pathname}`, { method, headers: body === undefined ? headers : { ...headers, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) }, signal);
+  const parsed = async (res: Response, method: string, pathname: string) => {
+    const text = await res.text();
+    try {
+      return parseJsonText(text, "answer", "E_GENERATOR", "a JSON answer");
+    } catch (e) {
+      throw new DiffevalError("E_GENERATOR", `${options.service} ${method} ${pathname}: ${(e as Error).message}: ${clip(text)}`);
+    }
+  };
   return {
-    json: async (method, pathname, body, signal) => {
-      const res = await send(method, pathname, body, signal);
-      const text = await res.text();
-      try {
-        return parseJsonText(text, "answer", "E_GENERATOR", "a JSON answer");
-      } catch (e) {
-        throw new DiffevalError("E_GENERATOR", `${options.service} ${method} ${pathname}: ${(e as Error).message}: ${clip(text)}`);
-      }
-    },
+    json: async (method, pathname, body, signal) => parsed(await send(method, pathname, body, signal), method, pathname),
     bytes: async (pathname, signal) => new Uint8Array(await (await send("GET", pathname, undefined, signal)).arrayBuffer()),
+    form: async (pathname, body, signal) => parsed(await fetchWithRetries(options, `${base}${pathname}`, { method: "POST", headers, body }, signal), "POST", pathname),
   };
 }
 

@@ -105,8 +105,15 @@ export interface ImagePromptPair {
   prompt: string;
 }
 
-/** The `image,prompt` pairs of a CSV file (header required; blank lines skipped). */
-export async function readPairsCsv(file: string): Promise<ImagePromptPair[]> {
+/**
+ * The records of a CSV file with a header naming (at least) `columns`, in any order; blank lines
+ * skipped; every record as wide as the header; at least one record. Values by column name, with
+ * the record's number (1 = header) for messages.
+ */
+export async function readCsvTable<C extends string>(
+  file: string,
+  columns: readonly C[],
+): Promise<{ record: number; values: Record<C, string> }[]> {
   let text: string;
   try {
     text = await readFile(file, "utf8");
@@ -114,24 +121,27 @@ export async function readPairsCsv(file: string): Promise<ImagePromptPair[]> {
     throw new DiffevalError("E_PAIRS_FORMAT", `${file}: cannot read the pairs file (${(e as Error).message})`);
   }
   const rows = parseCsv(text, file).filter((r) => !(r.length === 1 && r[0] === ""));
-  if (rows.length === 0) throw new DiffevalError("E_PAIRS_FORMAT", `${file}: empty; expected a header row 'image,prompt' and one row per pair`);
+  if (rows.length === 0) throw new DiffevalError("E_PAIRS_FORMAT", `${file}: empty; expected a header row '${columns.join(",")}' and one row per pair`);
   const header = rows[0].map((h) => h.trim().toLowerCase());
-  const ci = header.indexOf("image");
-  const cp = header.indexOf("prompt");
-  if (ci < 0 || cp < 0) {
-    throw new DiffevalError("E_PAIRS_FORMAT", `${file}: the header must name the columns 'image' and 'prompt', got ${JSON.stringify(rows[0])}`);
+  const at = columns.map((c) => header.indexOf(c));
+  if (at.some((i) => i < 0)) {
+    throw new DiffevalError("E_PAIRS_FORMAT", `${file}: the header must name the columns ${columns.map((c) => `'${c}'`).join(" and ")}, got ${JSON.stringify(rows[0])}`);
   }
-  const base = path.dirname(path.resolve(file));
-  const pairs: ImagePromptPair[] = [];
-  for (let r = 1; r < rows.length; r++) {
-    const row = rows[r];
+  const records = rows.slice(1).map((row, r) => {
     if (row.length !== rows[0].length) {
-      throw new DiffevalError("E_PAIRS_FORMAT", `${file}: record ${r + 1} has ${row.length} fields, the header ${rows[0].length}`);
+      throw new DiffevalError("E_PAIRS_FORMAT", `${file}: record ${r + 2} has ${row.length} fields, the header ${rows[0].length}`);
     }
-    const image = row[ci];
-    if (image.trim() === "") throw new DiffevalError("E_PAIRS_FORMAT", `${file}: record ${r + 1} has an empty image path`);
-    pairs.push({ image, imagePath: path.resolve(base, image), prompt: row[cp] });
-  }
-  if (pairs.length === 0) throw new DiffevalError("E_PAIRS_FORMAT", `${file}: no pairs after the header`);
-  return pairs;
+    return { record: r + 2, values: Object.fromEntries(columns.map((c, j) => [c, row[at[j]]])) as Record<C, string> };
+  });
+  if (records.length === 0) throw new DiffevalError("E_PAIRS_FORMAT", `${file}: no pairs after the header`);
+  return records;
+}
+
+/** The `image,prompt` pairs of a CSV file (header required; blank lines skipped). */
+export async function readPairsCsv(file: string): Promise<ImagePromptPair[]> {
+  const base = path.dirname(path.resolve(file));
+  return (await readCsvTable(file, ["image", "prompt"])).map(({ record, values: { image, prompt } }) => {
+    if (image.trim() === "") throw new DiffevalError("E_PAIRS_FORMAT", `${file}: record ${record} has an empty image path`);
+    return { image, imagePath: path.resolve(base, image), prompt };
+  });
 }

@@ -14,6 +14,7 @@ import type { FeatureMatrix, Gaussian, RgbImage } from "../types.js";
 import { bootstrapIntervals } from "./bootstrap.js";
 import { clipScore, negativeClipScores, type NegativePromptPairs, type PairedEmbeddings } from "./clip-score.js";
 import { cmmd } from "./cmmd.js";
+import { meanControlF1, type ControlImages } from "./control-f1.js";
 import { costPerImage, type GenerationCost } from "./cost.js";
 import { byGroup, meanPairwiseDistance, selectRows } from "./diversity.js";
 import { fidInfinity } from "./fid-infinity.js";
@@ -22,6 +23,7 @@ import { inceptionScore, TORCH_FIDELITY_SHUFFLE_SEED, unbiasedLogits } from "./i
 import { kid } from "./kid.js";
 import { msSsimDiversityLazy } from "./ms-ssim.js";
 import { prdc } from "./prdc.js";
+import { meanCrossCosine, meanPairedCosine } from "./subject.js";
 import { vendiScore } from "./vendi.js";
 
 /** One side of a comparison, as the metrics see it. */
@@ -77,6 +79,8 @@ export interface MetricContext {
   negativePrompts?: NegativePromptPairs;
   /** For the cost metrics: what each fake image took to generate (a sweep's manifest). */
   generation?: readonly GenerationCost[];
+  /** For control_f1: each fake image's control image (ControlNet conditioning) and the Canny thresholds. */
+  controls?: ControlImages;
 }
 
 /** What a metric's values are: a number, or an estimate with its spread. */
@@ -105,7 +109,8 @@ export type MetricNeed =
   | "logits" // the Inception fc layer, to turn the fake features into logits (a model loaded for an image side)
   | "prompts" // the fake images' prompts (CLIP embeddings of both)
   | "negative-prompts" // the fake images' negative prompt (CLIP embeddings), and counterparts generated without it
-  | "generation"; // what each fake image cost to generate (a sweep's manifest)
+  | "generation" // what each fake image cost to generate (a sweep's manifest)
+  | "controls"; // each fake image's control image (diffeval control, or a sweep with a control field)
 
 export interface MetricEntry {
   /** The name in `--metrics`, sweep specs and the README table. */
@@ -113,8 +118,8 @@ export interface MetricEntry {
   /** One line for `--help` and the README. */
   title: string;
   keys: readonly MetricKey[];
-  /** The feature spaces the metric exists in: "inception" only, or any encoder. */
-  encoders: "inception" | "any";
+  /** The feature spaces the metric exists in: "inception" only, any encoder, or the encoders listed (features/encoders.ts names). */
+  encoders: "inception" | "any" | readonly string[];
   needs: readonly MetricNeed[];
   /** In the default `--metrics` list of `diffeval metrics`: for inception, for the other encoders. */
   defaultFor: readonly ("inception" | "other")[];
@@ -364,6 +369,43 @@ export const METRICS: readonly MetricEntry[] = [
     compute: ({ negativePrompts }) => ({ ...negativeClipScores(negativePrompts!) }),
   },
   {
+    // DreamBooth's CLIP-I and DINO (Ruiz et al. 2023): real = the subject's reference photos, fake =
+    // the generated images; the key names the space the features are in.
+    name: "subject",
+    title: "subject fidelity (DreamBooth): mean cosine of every fake image's embedding with every real (reference) image's",
+    keys: [
+      { key: "clip_i", better: "higher", about: "DreamBooth's CLIP-I: mean cosine of CLIP image embeddings, fake x real" },
+      { key: "dinov2_i", better: "higher", about: "DreamBooth's DINO score in DINOv2's space: mean cosine of class tokens, fake x real" },
+    ],
+    encoders: ["clip", "dinov2"],
+    needs: ["features"],
+    defaultFor: [],
+    minImages: () => 1,
+    compute: ({ real, fake, encoder }) => ({ [`${encoder}_i`]: meanCrossCosine(fake.features!, real.features!) }),
+  },
+  {
+    name: "clipt",
+    title: "prompt fidelity (DreamBooth's CLIP-T): mean cosine of each image's CLIP embedding and its prompt's",
+    keys: [{ key: "clip_t", better: "higher", about: "DreamBooth's CLIP-T: mean cosine of each fake image and its prompt (clip_score / 100, unclamped)" }],
+    encoders: "any",
+    needs: ["prompts"],
+    defaultFor: [],
+    minImages: () => 1,
+    fakeOnly: true,
+    compute: ({ prompts }) => ({ clip_t: meanPairedCosine(prompts!.images, prompts!.texts) }),
+  },
+  {
+    name: "control",
+    title: "control adherence (ControlNet): pixel F1 of the fake images' Canny edges against their control images' (cv2.Canny; thresholds 100,200 unless set)",
+    keys: [{ key: "control_f1", better: "higher", about: "mean over fake images of the edge F1 against the image's control (precision: shared / generated edges, recall: shared / control edges)" }],
+    encoders: "any",
+    needs: ["fake-images", "controls"],
+    defaultFor: [],
+    minImages: () => 1,
+    fakeOnly: true,
+    compute: async ({ fake, controls }) => ({ control_f1: await meanControlF1(fake.images!, controls!) }),
+  },
+  {
     name: "cost",
     title: "generation cost per image: denoiser evaluations (built-in generators' own count) and wall-clock seconds",
     keys: [
@@ -441,12 +483,15 @@ const UNMET: Record<MetricNeed, (ctx: MetricContext) => string | undefined> = {
   prompts: ({ prompts }) => (prompts ? undefined : "needs each image's prompt (diffeval clipscore, or a sweep with a clip field)"),
   "negative-prompts": ({ negativePrompts }) => (negativePrompts ? undefined : "needs each image's negative prompt (a sweep with a clip field and negative_prompts)"),
   generation: ({ generation }) => (generation?.length ? undefined : "needs each image's generation record (a sweep's manifest)"),
+  controls: ({ controls }) => (controls ? undefined : "needs each image's control image (diffeval control, or a sweep with a control field)"),
 };
 
 /** Why a metric cannot be computed on these sides, or undefined when it can. */
 export function whyNot(entry: MetricEntry, ctx: MetricContext): string | undefined {
-  if (entry.encoders === "inception" && ctx.encoder !== "inception") {
-    return `exists only for the inception encoder, not ${ctx.encoder}${entry.name === "fid" ? "; fd is the Frechet distance in this encoder's space" : ""}`;
+  const spaces = entry.encoders === "any" ? undefined : entry.encoders === "inception" ? ["inception"] : entry.encoders;
+  if (spaces && !spaces.includes(ctx.encoder)) {
+    const which = `the ${spaces.join(" and ")} encoder${spaces.length > 1 ? "s" : ""}`;
+    return `exists only for ${which}, not ${ctx.encoder}${entry.name === "fid" ? "; fd is the Frechet distance in this encoder's space" : ""}`;
   }
   for (const need of entry.needs) {
     const why = UNMET[need](ctx);

@@ -42,6 +42,7 @@ interface PlotRow {
   neg_clip_delta: number | null;
   seconds_per_image: number | null;
   model_evals_per_image: number | null;
+  control_f1: number | null;
   [axis: string]: unknown;
 }
 
@@ -112,6 +113,7 @@ function plotRows(r: SweepResults, series: (p: CellParams) => string): PlotRow[]
       neg_clip_delta: pointOf(m.neg_clip_delta) ?? null,
       seconds_per_image: pointOf(m.seconds_per_image) ?? null,
       model_evals_per_image: pointOf(m.model_evals_per_image) ?? null,
+      control_f1: pointOf(m.control_f1) ?? null,
     };
   });
 }
@@ -234,7 +236,8 @@ function axisPanels(rows: PlotRow[], series: string[], axis: string, r: SweepRes
   const x = numeric
     ? { field, type: "quantitative", title: axis, scale: { zero: false } }
     : { field, type: "ordinal", title: axis, sort: null };
-  const fields: [string, string][] = [["fid", "FID"], ["precision", "precision"], ["recall", "recall"], ["pairwise", "per-prompt pairwise distance"]];
+  // control_f1 (a spec with a control image): control adherence against control_weight and the other axes.
+  const fields: [string, string][] = [["fid", "FID"], ["precision", "precision"], ["recall", "recall"], ["pairwise", "per-prompt pairwise distance"], ["control_f1", "control adherence (edge F1)"]];
   const found = fields.filter(([f]) => rows.some((row) => row[f] !== null));
   const present = found.length ? found : fields.slice(0, 1);
   return { $schema: SCHEMA, data: { values: rows }, hconcat: present.map(([f, t]) => linePanel(f, t, series, x)) } as PlotSpec;

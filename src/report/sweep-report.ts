@@ -113,6 +113,7 @@ const TABLE_METRICS: [string, (m: Record<string, unknown>) => number | undefined
   ["neg CLIP delta", (m) => pointOf(m.neg_clip_delta)],
   ["evals/image", (m) => pointOf(m.model_evals_per_image)],
   ["s/image", (m) => pointOf(m.seconds_per_image)],
+  ["control F1", (m) => pointOf(m.control_f1)],
 ];
 
 function tableColumns(r: SweepResults): string[] {

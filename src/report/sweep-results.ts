@@ -131,9 +131,12 @@ const CLIP_COLUMNS = ["clip_score", "neg_clip", "neg_clip_delta"];
 /** What each cell's images cost (metrics/cost.ts): empty model_evals_per_image for generators that do not count their passes. */
 const COST_COLUMNS = ["model_evals_per_image", "seconds_per_image"];
 
+/** Control adherence of each cell's images (metrics/control-f1.ts): empty without a `control` field in the spec. */
+const CONTROL_COLUMNS = ["control_f1"];
+
 /** results.csv: one row per cell (RFC 4180 quoting; empty where a metric was not computed). */
 export function sweepResultsCsv(r: SweepResults): string {
-  const header = [...CSV_COLUMNS, ...CLIP_COLUMNS, ...COST_COLUMNS, ...r.axes, ...SPREAD_COLUMNS];
+  const header = [...CSV_COLUMNS, ...CLIP_COLUMNS, ...COST_COLUMNS, ...CONTROL_COLUMNS, ...r.axes, ...SPREAD_COLUMNS];
   const rows = r.cells.map((c) => {
     const m = c.metrics;
     const values: Record<string, unknown> = {
@@ -155,6 +158,7 @@ export function sweepResultsCsv(r: SweepResults): string {
       neg_clip_delta: pointOf(m.neg_clip_delta),
       model_evals_per_image: pointOf(m.model_evals_per_image),
       seconds_per_image: pointOf(m.seconds_per_image),
+      control_f1: pointOf(m.control_f1),
       missing: c.missing,
       fid_std: spreadOf(m.fid, "std"),
       fid_ci95_low: spreadOf(m.fid, 0),

@@ -9,6 +9,8 @@
  * each cell with a negative prompt `neg_clip` and `neg_clip_delta` (negative-clip.ts).
  * Every cell with images also gets the cost metrics (metrics/cost.ts) from its manifest entries:
  * `seconds_per_image`, and `model_evals_per_image` when the generator counted its passes.
+ * With `spec.control`, every cell with images gets `control_f1` (metrics/control-f1.ts): the mean
+ * over its images of the edge F1 against the image's own control image (its prompt's).
  * Each cell's metrics are also broken down by prompt (per-prompt.ts): n, precision against the
  * reference, the per-prompt diversity, and with `clip` the CLIP score.
  */
@@ -19,6 +21,8 @@ import { embedImages, embedTexts, openClipModel } from "../features/clip-model.j
 import { DiffevalError } from "../errors.js";
 import { clipScore } from "../metrics/clip-score.js";
 import { costPerImage } from "../metrics/cost.js";
+import { meanControlF1 } from "../metrics/control-f1.js";
+import { decodeImage, type RgbImage } from "../io/decode.js";
 import { kthNearestDistances } from "../metrics/pairwise.js";
 import { insideRealManifold } from "../metrics/prdc.js";
 import { DEFAULT_PR_K } from "../metrics/registry.js";
@@ -35,7 +39,7 @@ import type { ExtractedFeatures } from "../features/extract.js";
 import { readOnnxInitializer } from "../models/onnx-metadata.js";
 import type { ManifestDone } from "./manifest.js";
 import { cellsByCounterpart, negativeAdherence, type Counterpart } from "./negative-clip.js";
-import { imagesByCell, type PlannedCell, type SweepPlan } from "./plan.js";
+import { controlImageFor, imagesByCell, type PlannedCell, type SweepPlan } from "./plan.js";
 import type { ReferenceSpec, SweepSpec } from "./spec.js";
 
 /** `analytic:real`, `<generator>:real`: images the generator draws itself. */
@@ -118,6 +122,7 @@ export async function evaluateCells(opts: EvaluateCellsOptions): Promise<CellEva
   const radii = referenceRadii(opts);
   const out: CellEvaluation[] = [];
   for (const c of extracted) out.push(await cellMetrics(c, settings, opts, radii));
+  if (opts.spec.control) await addControlF1(out, extracted, opts);
   if (opts.spec.clip) await addClipScores(out, extracted, opts);
   return out;
 }
@@ -168,6 +173,36 @@ async function addClipScores(out: CellEvaluation[], extracted: ExtractedCell[], 
     }
   } finally {
     await model.close();
+  }
+}
+
+/**
+ * `control_f1` of every cell with images: each image against its prompt's control image, with the
+ * spec's Canny thresholds; a control the backend was told not to preprocess is already an edge map
+ * (binarised, not re-detected). Each control image is decoded once for all cells.
+ */
+async function addControlF1(out: CellEvaluation[], extracted: ExtractedCell[], opts: EvaluateCellsOptions): Promise<void> {
+  const control = opts.spec.control!;
+  const decoded = new Map<string, Promise<RgbImage>>();
+  const controlImage = (file: string) => {
+    let img = decoded.get(file);
+    if (!img) decoded.set(file, (img = readFile(file).then((b) => decodeImage(new Uint8Array(b), file))));
+    return img;
+  };
+  for (let i = 0; i < extracted.length; i++) {
+    const { entries } = extracted[i];
+    if (entries.length === 0) continue;
+    const t0 = performance.now();
+    const fake = { count: entries.length, read: async (k: number) => decodeImage(new Uint8Array(await readFile(path.join(opts.outputDir, entries[k].file))), entries[k].file) };
+    const controls = {
+      count: entries.length,
+      read: (k: number) => controlImage(controlImageFor(control, entries[k].prompt_index)),
+      low: control.canny[0],
+      high: control.canny[1],
+      controlIsEdges: !control.preprocess,
+    };
+    out[i].metrics = { ...out[i].metrics, control_f1: await meanControlF1(fake, controls) };
+    out[i].seconds += (performance.now() - t0) / 1000;
   }
 }
 
@@ -239,8 +274,9 @@ async function metricSettings(opts: EvaluateCellsOptions): Promise<MetricSetting
   // fc.weight is read once for all cells (reading it decodes the whole ONNX file).
   const fcWeight = spec.metrics.includes("is") && opts.extractor.encoder === "inception" ? (await readOnnxInitializer(opts.extractor.model.onnxPath, "fc.weight")).data : undefined;
   return {
-    // The cost metrics come from the manifest, for every cell (cellMetrics), not from the features.
-    metrics: spec.metrics.filter((m) => m !== "cost"),
+    // The cost metrics come from the manifest, for every cell (cellMetrics), not from the features;
+    // with a control field, control_f1 comes from each image's control image (addControlF1).
+    metrics: spec.metrics.filter((m) => m !== "cost" && !(m === "control" && spec.control)),
     bootstrap: spec.bootstrap,
     metricSeed: spec.metricSeed,
     ...(fcWeight ? { fcWeight } : {}),

@@ -6,10 +6,10 @@
  */
 import { createHash } from "node:crypto";
 import type { CellParams } from "../gate/results.js";
-import type { GenerationRequest } from "../generators/generator.js";
+import type { ControlRequest, GenerationRequest } from "../generators/generator.js";
 import type { Prompt } from "./prompts.js";
 import { DiffevalError } from "../errors.js";
-import { MAX_SWEEP_CELLS, MAX_SWEEP_IMAGES, templatePlaceholders, type AxisValue, type SweepSpec } from "./spec.js";
+import { CONTROL_AXES, MAX_SWEEP_CELLS, MAX_SWEEP_IMAGES, templatePlaceholders, type AxisValue, type ControlSpec, type SweepSpec } from "./spec.js";
 
 export interface PlannedCell {
   index: number;
@@ -42,6 +42,7 @@ const REQUEST_AXES = ["steps", "width", "height"] as const;
 
 export function planSweep(spec: SweepSpec, prompts: Prompt[]): SweepPlan {
   assertPlanSize(spec, prompts.length);
+  if (spec.control) assertControlImages(spec.control, prompts.length);
   const cells = gridCells(spec);
   // Plain loops into one array: nested flatMaps allocate an array per cell and prompt, and
   // planning 100,000 cells spent most of its time collecting them.
@@ -72,7 +73,7 @@ class LazyRequestImage implements PlannedImage {
   ) {}
 
   get request(): GenerationRequest {
-    return requestOf(this.spec, this.cell, this.prompt, this.seed);
+    return requestOf(this.spec, this.cell, this.prompt, this.promptIndex, this.seed);
   }
 }
 
@@ -128,7 +129,7 @@ function axisCombinations(axes: [string, AxisValue[]][]): Record<string, AxisVal
   return combos;
 }
 
-function requestOf(spec: SweepSpec, cell: PlannedCell, prompt: Prompt, seed: number): GenerationRequest {
+function requestOf(spec: SweepSpec, cell: PlannedCell, prompt: Prompt, promptIndex: number, seed: number): GenerationRequest {
   const overrides: Partial<Record<(typeof REQUEST_AXES)[number], number>> = {};
   for (const name of REQUEST_AXES) if (typeof cell.axes[name] === "number") overrides[name] = cell.axes[name] as number;
   return {
@@ -140,7 +141,39 @@ function requestOf(spec: SweepSpec, cell: PlannedCell, prompt: Prompt, seed: num
     width: overrides.width ?? spec.width,
     height: overrides.height ?? spec.height,
     extra: { ...cell.axes },
+    ...(spec.control ? { control: controlRequest(spec.control, cell, promptIndex) } : {}),
   };
+}
+
+/** The control image of a prompt (one for all, or the prompt's own). */
+export function controlImageFor(control: ControlSpec, promptIndex: number): string {
+  return typeof control.image === "string" ? control.image : control.image[promptIndex];
+}
+
+/** The cell's ControlNet unit: the spec's image and model, the cell's weight, start and end (or their defaults). */
+function controlRequest(control: ControlSpec, cell: PlannedCell, promptIndex: number): ControlRequest {
+  const axis = (name: keyof typeof CONTROL_AXES) => (typeof cell.axes[name] === "number" ? (cell.axes[name] as number) : CONTROL_AXES[name].fallback);
+  return {
+    image: controlImageFor(control, promptIndex),
+    type: control.type,
+    ...(control.model !== undefined ? { model: control.model } : {}),
+    preprocess: control.preprocess,
+    canny: control.canny,
+    weight: axis("control_weight"),
+    start: axis("control_start"),
+    end: axis("control_end"),
+  };
+}
+
+/** A per-prompt control map names every prompt, and no prompt the plan does not have. */
+function assertControlImages(control: ControlSpec, prompts: number): void {
+  if (typeof control.image === "string") return;
+  const keys = Object.keys(control.image).map(Number);
+  const beyond = keys.find((k) => k >= prompts);
+  if (beyond !== undefined) throw new DiffevalError("E_SWEEP_SPEC", `spec.control.image.${beyond}: the sweep has ${prompts} prompt(s) (indices 0..${prompts - 1})`);
+  for (let i = 0; i < prompts; i++) {
+    if (!(i in control.image)) throw new DiffevalError("E_SWEEP_SPEC", `spec.control.image: no control image for prompt ${i}; give every prompt index one, or one path for all`);
+  }
 }
 
 /** "{prompt} <lora:style:{lora}>" -> "a cat <lora:style:0.5>": how A1111 takes a LoRA weight. */

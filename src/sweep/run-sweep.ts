@@ -5,6 +5,7 @@
  * weights error when they are missing offline) before the first request.
  */
 import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { DiffevalError } from "../errors.js";
 import type { EncoderName } from "../features/encoders.js";
@@ -22,7 +23,8 @@ import { readManifest, verifiedDone, type ManifestFailed } from "./manifest.js";
 import { planSweep, summarizePlan, type PlanSummary, type SweepPlan } from "./plan.js";
 import { loadPrompts } from "./prompts.js";
 import { generateImages, type RunProgress } from "./runner.js";
-import { inSpecFile, loadSweepSpec, type SweepSpec } from "./spec.js";
+import { inSpecFile, loadSweepSpec, type ControlSpec, type SweepSpec } from "./spec.js";
+import { decodeImage } from "../io/decode.js";
 
 export interface RunSweepOptions extends ExtractorOptions {
   /** A spec file, or an already validated spec. */
@@ -69,6 +71,7 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepOutcome> {
   const protocol = plannedProtocol(spec.encoder, spec.protocol ?? opts.protocol, [stats]);
   if (stats) assertStatsUsable(stats, protocol, spec.encoder);
   if (spec.clip) assertClipWeights(spec.clip.weights);
+  if (spec.control) await assertControlImagesDecode(spec.control);
   // The model first: missing weights stop the sweep before any image is generated.
   const extractor = await openExtractor({ ...opts, protocol, encoder: spec.encoder, weights: spec.encoderWeights ?? opts.weights });
   const releaseExtractor = once(() => extractor.close());
@@ -143,6 +146,17 @@ function assertClipWeights(dir: string): void {
 
 function planLine(spec: SweepSpec, s: PlanSummary, generator: Generator): string {
   return `sweep ${spec.name}: ${s.cells} cells, ${s.images} images (${s.done} done, ${s.requests} to generate), generator ${generator.name} x${generator.concurrency}`;
+}
+
+/** Every control image read and decoded before the first request: a bad one would fail every image of the sweep. */
+async function assertControlImagesDecode(control: ControlSpec): Promise<void> {
+  const files = typeof control.image === "string" ? [control.image] : [...new Set(Object.values(control.image))];
+  for (const file of files) {
+    const bytes = await readFile(file).catch((e: NodeJS.ErrnoException) => {
+      throw new DiffevalError("E_SOURCE", `spec.control.image: cannot read ${file} (${e.code ?? e.message}); check the path (relative paths start at the spec's folder)`);
+    });
+    await decodeImage(new Uint8Array(bytes), file);
+  }
 }
 
 /** A stats reference must have been made with this sweep's encoder and protocol (and Inception's pool3 dimension). */

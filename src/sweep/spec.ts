@@ -48,6 +48,22 @@ export interface ClipSpec {
   tokenizer: "openai" | "hf";
 }
 
+/**
+ * A ControlNet conditioning image for every request (issue 20). `image` is one file for every
+ * prompt or one file per prompt index; paths are absolute (resolved against the spec's folder).
+ */
+export interface ControlSpec {
+  image: string | Record<number, string>;
+  /** The kind of control; edges ("canny") is the one the control_f1 metric measures. */
+  type: "canny";
+  /** The ControlNet model's name on the backend (required for a1111, whose extension has no default). */
+  model?: string;
+  /** true (default): the backend detects the edges; false: the image already is an edge map. */
+  preprocess: boolean;
+  /** Canny thresholds [low, high] (default [100, 200], ControlNet's annotator default). */
+  canny: [number, number];
+}
+
 export interface SweepSpec {
   name: string;
   /** The spec file, when the spec was read from one: errors raised after reading name it too. */
@@ -76,6 +92,8 @@ export interface SweepSpec {
   protocol?: string;
   /** When present, every cell also gets `clip_score`. */
   clip?: ClipSpec;
+  /** When present, every request carries this control image (axes control_weight, control_start, control_end). */
+  control?: ControlSpec;
   /** Absolute: where images, manifest and (by default) the report go. */
   output: string;
   /** Absolute: the report folder (default `<output>/report`). */
@@ -84,7 +102,7 @@ export interface SweepSpec {
 
 const KNOWN_FIELDS = [
   "name", "generator", "prompts", "prompt_template", "negative_prompts", "guidance_scales", "seeds_per_prompt", "seed",
-  "seeds", "size", "steps", "axes", "reference", "metrics", "encoder", "encoder_weights", "bootstrap", "metric_seed", "protocol", "clip", "output", "report", "$schema",
+  "seeds", "size", "steps", "axes", "reference", "metrics", "encoder", "encoder_weights", "bootstrap", "metric_seed", "protocol", "clip", "control", "output", "report", "$schema",
 ] as const;
 
 /** Parameter names the grid already has: an extra axis may not reuse them. */
@@ -159,6 +177,8 @@ function specFields(json: unknown, ctx: { baseDir: string; defaultName?: string 
   const encoder = optional(spec, "encoder", encoderOf) ?? DEFAULT_ENCODER;
   const generator = generatorOf(spec.generator);
   checkGuidanceAxis(axes, generator);
+  const control = spec.control === undefined ? undefined : controlOf(spec.control, resolve, generator);
+  checkControlAxes(axes, control !== undefined);
   return {
     name,
     baseDir: path.resolve(ctx.baseDir),
@@ -180,6 +200,7 @@ function specFields(json: unknown, ctx: { baseDir: string; defaultName?: string 
     metricSeed: optional(spec, "metric_seed", nonNegativeInt) ?? 0,
     ...(spec.protocol !== undefined ? { protocol: nonEmptyString(spec.protocol, "spec.protocol") } : {}),
     ...(spec.clip !== undefined ? { clip: clipOf(spec.clip, resolve) } : {}),
+    ...(control !== undefined ? { control } : {}),
     output,
     report: spec.report === undefined ? path.join(output, "report") : resolve(nonEmptyString(spec.report, "spec.report")),
   };
@@ -358,6 +379,89 @@ function clipOf(v: unknown, resolve: (p: string) => string): ClipSpec {
   const tokenizer = o.tokenizer === undefined ? "openai" : string(o.tokenizer, "spec.clip.tokenizer");
   if (tokenizer !== "openai" && tokenizer !== "hf") throw specError("spec.clip.tokenizer", `expected "openai" or "hf", got ${clip(JSON.stringify(tokenizer))}`);
   return { weights, tokenizer };
+}
+
+/** Generators that run in-process: they have no ControlNet, so a control image would be silently ignored. */
+const BUILT_IN_GENERATORS = ["analytic", "onnx-sd"];
+/** The control kinds a spec may name; canny is the one control_f1 measures (edge maps). */
+const CONTROL_TYPES = ["canny"];
+
+function controlOf(v: unknown, resolve: (p: string) => string, generator: GeneratorSpec): ControlSpec {
+  if (BUILT_IN_GENERATORS.includes(generator.type)) {
+    throw specError("spec.control", `the built-in "${generator.type}" generator has no ControlNet; send control images through an a1111, comfyui or command generator`);
+  }
+  const o = object(v, "spec.control");
+  for (const key of Object.keys(o)) {
+    if (!["image", "type", "model", "preprocess", "canny"].includes(key)) throw specError(`spec.control.${clip(key)}`, "unknown field; expected image, type, model, preprocess, canny");
+  }
+  const type = optional(o, "type", string, "spec.control") ?? "canny";
+  if (!CONTROL_TYPES.includes(type)) throw specError("spec.control.type", `expected ${CONTROL_TYPES.map((t) => JSON.stringify(t)).join(" or ")}, got ${clip(JSON.stringify(type))}`);
+  const model = optional(o, "model", nonEmptyString, "spec.control");
+  // The extension's ControlNetUnit defaults `model` to "None", which applies no ControlNet at all.
+  if (model === undefined && generator.type === "a1111") throw specError("spec.control.model", "missing; the a1111 generator needs the ControlNet model's name (as the extension lists it)");
+  const preprocess = optional(o, "preprocess", (x, f) => {
+    if (typeof x !== "boolean") throw specError(f, `expected true or false, got ${describe(x)}`);
+    return x;
+  }, "spec.control") ?? true;
+  return {
+    image: required(o, "image", (x, f) => controlImageOf(x, f, resolve), "spec.control"),
+    type: "canny",
+    ...(model !== undefined ? { model } : {}),
+    preprocess,
+    canny: optional(o, "canny", cannyOf, "spec.control") ?? [100, 200],
+  };
+}
+
+/** One path, or an object of prompt index -> path. */
+function controlImageOf(v: unknown, field: string, resolve: (p: string) => string): ControlSpec["image"] {
+  if (typeof v === "string") return resolve(nonEmptyString(v, field));
+  const o = object(v, field);
+  const entries = Object.entries(o);
+  if (entries.length === 0) throw specError(field, "empty object; give a path, or prompt indices with a path each");
+  const out: Record<number, string> = {};
+  for (const [key, p] of entries) {
+    if (!/^(0|[1-9]\d{0,8})$/.test(key)) throw specError(`${field}.${clip(key)}`, "keys are prompt indices (0, 1, 2, ...)");
+    out[Number(key)] = resolve(nonEmptyString(p, `${field}.${key}`));
+  }
+  return out;
+}
+
+function cannyOf(v: unknown, field: string): [number, number] {
+  const t = list(v, field, (x, f) => {
+    if (typeof x !== "number" || !Number.isFinite(x) || x < 0 || x > 1020) throw specError(f, `expected a threshold in 0..1020 (|gx| + |gy| of 8-bit pixels), got ${describe(x)}`);
+    return x;
+  });
+  if (t.length !== 2 || t[0] > t[1]) throw specError(field, `expected [low, high] with low <= high, got ${clip(JSON.stringify(v))}`);
+  return [t[0], t[1]];
+}
+
+/**
+ * The axes a control image adds, with their bounds: A1111's ControlNetUnit takes weight 0..2
+ * and guidance_start/end 0..1 with start <= end (sd-webui-controlnet internal_controlnet/args.py);
+ * ComfyUI's ControlNetApplyAdvanced takes strength 0..10 and start/end_percent 0..1.
+ */
+export const CONTROL_AXES: Record<string, { min: number; max: number; fallback: number }> = {
+  control_weight: { min: 0, max: 10, fallback: 1 },
+  control_start: { min: 0, max: 1, fallback: 0 },
+  control_end: { min: 0, max: 1, fallback: 1 },
+};
+
+/** Control axes need a `control` field, numbers in range, and every start before every end. */
+function checkControlAxes(axes: [string, AxisValue[]][], hasControl: boolean): void {
+  const values = new Map(axes);
+  for (const [name, range] of Object.entries(CONTROL_AXES)) {
+    const vals = values.get(name);
+    if (!vals) continue;
+    if (!hasControl) throw specError(`spec.axes.${name}`, "needs a control image: add a \"control\" field ({ \"image\": PATH, \"model\": NAME })");
+    vals.forEach((x, i) => {
+      if (typeof x !== "number" || x < range.min || x > range.max) throw specError(`spec.axes.${name}[${i}]`, `expected a number in ${range.min}..${range.max}, got ${describe(x)}`);
+    });
+  }
+  const starts = (values.get("control_start") as number[] | undefined) ?? [CONTROL_AXES.control_start.fallback];
+  const ends = (values.get("control_end") as number[] | undefined) ?? [CONTROL_AXES.control_end.fallback];
+  if (Math.max(...starts) >= Math.min(...ends)) {
+    throw specError("spec.axes.control_start", `every control_start must be below every control_end (the grid crosses them: start ${Math.max(...starts)}, end ${Math.min(...ends)})`);
+  }
 }
 
 /** A reference-statistics name (no separators, no extension) stays a name; anything else is a path. */

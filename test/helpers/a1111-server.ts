@@ -3,7 +3,10 @@
  * the adapter and the sweep tests: `POST /sdapi/v1/txt2img` with the webui's field names, base64
  * images without a data: prefix, `info` as a JSON string whose `all_seeds` are seed+i (a random
  * seed for -1), HTTP Basic auth like `--api-auth`, and 422 for a malformed body like pydantic.
- * It counts every image it generates, and can be told to fail the next N requests.
+ * It counts every image it generates, and can be told to fail the next N requests. Like the
+ * sd-webui-controlnet extension, a body with an enabled unit in `alwayson_scripts.controlnet.args`
+ * gets one detected map per unit appended to `images` after the generated ones (not counted in
+ * `generated`, and not in `all_seeds`).
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -165,7 +168,11 @@ async function generateAnswer(p: Record<string, unknown>, backend: ImageBackend,
     steps: (p.steps as number | undefined) ?? 50,
     width: (p.width as number | undefined) ?? 512,
     height: (p.height as number | undefined) ?? 512,
-    extra: Object.fromEntries(Object.entries(p).filter(([k, v]) => !CORE_FIELDS.has(k) && isScalar(v))) as GenerationRequest["extra"],
+    extra: {
+      ...(Object.fromEntries(Object.entries(p).filter(([k, v]) => !CORE_FIELDS.has(k) && isScalar(v))) as GenerationRequest["extra"]),
+      // The first enabled ControlNet unit's weight, as the backend would apply it.
+      ...controlWeightOf(p),
+    },
   };
   const allSeeds = Array.from({ length: count }, (_, i) => seed + i);
   const images: string[] = [];
@@ -175,6 +182,7 @@ async function generateAnswer(p: Record<string, unknown>, backend: ImageBackend,
     generated.push(request);
     images.push(Buffer.from(bytes).toString("base64"));
   }
+  for (let u = 0; u < enabledControlUnits(p); u++) images.push(await detectedMap(base.width, base.height));
   const info = {
     prompt: base.prompt,
     all_prompts: allSeeds.map(() => base.prompt),
@@ -197,6 +205,25 @@ async function generateAnswer(p: Record<string, unknown>, backend: ImageBackend,
   };
   // `info` is a JSON string inside the JSON answer (models.py TextToImageResponse).
   return { images, parameters: p, info: JSON.stringify(info) };
+}
+
+function controlWeightOf(p: Record<string, unknown>): { control_weight?: number } {
+  const scripts = p.alwayson_scripts as Record<string, { args?: { enabled?: boolean; weight?: unknown }[] }> | undefined;
+  const unit = scripts?.controlnet?.args?.find((u) => u?.enabled === true);
+  return typeof unit?.weight === "number" ? { control_weight: unit.weight } : {};
+}
+
+/** Enabled ControlNet units in the body (the extension's alwayson script, matched by lowercase title). */
+function enabledControlUnits(p: Record<string, unknown>): number {
+  const scripts = p.alwayson_scripts as Record<string, { args?: { enabled?: boolean }[] }> | undefined;
+  const args = scripts?.controlnet?.args ?? [];
+  return args.filter((u) => u?.enabled === true).length;
+}
+
+/** A stand-in for the extension's detected map: a white-on-black PNG of the generation's size. */
+async function detectedMap(width: number, height: number): Promise<string> {
+  const png = await sharp({ create: { width, height, channels: 3, background: { r: 255, g: 255, b: 255 } } }).png().toBuffer();
+  return png.toString("base64");
 }
 
 function isScalar(v: unknown): v is string | number | boolean {

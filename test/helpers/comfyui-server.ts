@@ -9,9 +9,16 @@
  * latent_image/model inputs, independently of the adapter's own node discovery, so the test
  * shows that the cfg, seed and negative text the adapter wrote are the ones a ComfyUI would use.
  * Prompts run one at a time in queue order; each image is counted.
+ *
+ * `POST /upload/image` (multipart/form-data, field `image`, optional `subfolder`, `type`,
+ * `overwrite`) stores the file under the input folder and answers `{name, subfolder, type}`. A
+ * ControlNetApplyAdvanced on the sampler's positive path is read like ComfyUI's executor would:
+ * its LoadImage must name an uploaded file (else a node error), and its strength, start/end and
+ * image name reach the backend's request as `extra.control_*`.
  */
 import { randomUUID } from "node:crypto";
 import http from "node:http";
+import path from "node:path";
 import type { AddressInfo } from "node:net";
 import type { GenerationRequest } from "../../src/generators/generator.js";
 import { readBody, send, type ImageBackend } from "./a1111-server.js";
@@ -23,6 +30,8 @@ export interface ComfyServerOptions {
 
 export interface ComfyTestServer {
   baseUrl: string;
+  /** Every file POSTed to /upload/image, in arrival order. */
+  uploads: { name: string; subfolder: string; type: string; overwrite: string | undefined; bytes: Uint8Array }[];
   /** Every body POSTed to /prompt, parsed, in arrival order (rejected ones too). */
   submissions: { prompt: Record<string, any>; client_id?: string }[];
   /** One entry per image generated (a batch of k counts k), in order. */
@@ -70,6 +79,7 @@ class GraphError extends Error {
 
 export async function startComfyServer(backend: ImageBackend, options: ComfyServerOptions = {}): Promise<ComfyTestServer> {
   const submissions: ComfyTestServer["submissions"] = [];
+  const uploads: ComfyTestServer["uploads"] = [];
   const generated: GenerationRequest[] = [];
   const history = new Map<string, unknown>();
   const files = new Map<string, Uint8Array>();
@@ -133,7 +143,7 @@ export async function startComfyServer(backend: ImageBackend, options: ComfyServ
     submissions.push(body);
     let run: RunPlan;
     try {
-      run = runPlan(body.prompt);
+      run = runPlan(body.prompt, (name) => files.has(fileKey(path.posix.basename(name), path.posix.dirname(name).replace(/^\.$/, ""), "input")));
     } catch (err) {
       if (!(err instanceof GraphError)) throw err;
       const error = { type: "prompt_outputs_failed_validation", message: err.message, details: "", extra_info: {} };
@@ -146,6 +156,22 @@ export async function startComfyServer(backend: ImageBackend, options: ComfyServ
     queue.push(job);
     send(res, 200, { prompt_id: job.id, number: job.number, node_errors: {} });
     void runQueue();
+  };
+
+  const postUpload = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const raw = await readRaw(req);
+    // Undici's Request parses multipart/form-data as fetch wrote it (boundary from the header).
+    const form = await new Request("http://x/upload/image", { method: "POST", headers: { "content-type": req.headers["content-type"] ?? "" }, body: raw }).formData();
+    const image = form.get("image");
+    if (!(image instanceof Blob)) return send(res, 400, { error: "no image field" });
+    const name = (image as File).name;
+    const subfolder = String(form.get("subfolder") ?? "");
+    const type = String(form.get("type") ?? "input");
+    const bytes = new Uint8Array(await image.arrayBuffer());
+    const overwrite = form.get("overwrite");
+    uploads.push({ name, subfolder, type, overwrite: overwrite === null ? undefined : String(overwrite), bytes });
+    files.set(fileKey(name, subfolder, type), bytes);
+    send(res, 200, { name, subfolder, type });
   };
 
   const postQueue = async (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -182,6 +208,7 @@ export async function startComfyServer(backend: ImageBackend, options: ComfyServ
     const fail = (err: unknown) => send(res, 500, { error: String(err) });
     if (req.method === "POST" && pathname === "/prompt") return void postPrompt(req, res).catch(fail);
     if (req.method === "POST" && pathname === "/queue") return void postQueue(req, res).catch(fail);
+    if (req.method === "POST" && pathname === "/upload/image") return void postUpload(req, res).catch(fail);
     const historyMatch = /^\/history\/([^/]+)$/.exec(pathname);
     if (req.method === "GET" && historyMatch) {
       const id = decodeURIComponent(historyMatch[1]);
@@ -195,6 +222,7 @@ export async function startComfyServer(backend: ImageBackend, options: ComfyServ
   const { port } = server.address() as AddressInfo;
   return {
     baseUrl: `http://127.0.0.1:${port}`,
+    uploads,
     submissions,
     generated,
     get imageCount() {
@@ -222,8 +250,8 @@ function fileKey(filename: string, subfolder: string, type: string): string {
   return `${type}/${subfolder}/${filename}`;
 }
 
-/** Follows the graph from its output node the way ComfyUI's executor would. */
-function runPlan(graph: Graph): RunPlan {
+/** Follows the graph from its output node the way ComfyUI's executor would (`uploaded`: whether LoadImage's name is in the input folder). */
+function runPlan(graph: Graph, uploaded: (name: string) => boolean = () => false): RunPlan {
   const outputs = Object.keys(graph).filter((id) => ["SaveImage", "PreviewImage"].includes(graph[id]?.class_type));
   if (outputs.length === 0) throw new GraphError("", "", "Prompt has no outputs");
   const outputNode = outputs[0];
@@ -239,6 +267,7 @@ function runPlan(graph: Graph): RunPlan {
   for (const k of ["sampler_name", "scheduler", "denoise"]) if (s[k] !== undefined) extra[k] = s[k];
   const model = graph[String(s.model?.[0])];
   if (model?.class_type === "LoraLoader" || model?.class_type === "LoraLoaderModelOnly") extra.strength_model = model.inputs.strength_model;
+  Object.assign(extra, controlOf(graph, s.positive, uploaded));
   const output = graph[outputNode];
   return {
     outputNode,
@@ -270,12 +299,56 @@ function source(graph: Graph, id: string, input: string, classes: string[]): str
   return from;
 }
 
-/** The text of the CLIPTextEncode at the end of a conditioning link (through `conditioning` pass-throughs). */
+/** The next link up a conditioning chain: `conditioning`, or ControlNetApplyAdvanced's positive (output 0) / negative (output 1). */
+function conditioningInput(node: Graph[string] | undefined, link: unknown[]): unknown {
+  if (node?.class_type === "ControlNetApplyAdvanced") return link[1] === 1 ? node.inputs.negative : node.inputs.positive;
+  return node?.inputs.conditioning;
+}
+
+/** The text of the CLIPTextEncode at the end of a conditioning link (through pass-throughs). */
 function conditioningText(graph: Graph, link: unknown): string {
   for (let hop = 0; hop < 32 && Array.isArray(link); hop++) {
     const node = graph[String(link[0])];
     if (node?.class_type === "CLIPTextEncode") return String(node.inputs.text);
-    link = node?.inputs.conditioning;
+    link = conditioningInput(node, link);
   }
   throw new GraphError("", "", "conditioning does not come from a CLIPTextEncode");
+}
+
+/** The ControlNetApplyAdvanced on the positive path, as the backend would apply it: strength, start/end, model and image name. */
+function controlOf(graph: Graph, link: unknown, uploaded: (name: string) => boolean): GenerationRequest["extra"] {
+  for (let hop = 0; hop < 32 && Array.isArray(link); hop++) {
+    const id = String(link[0]);
+    const node = graph[id];
+    if (node?.class_type === "ControlNetApplyAdvanced") {
+      const i = node.inputs;
+      for (const k of ["strength", "start_percent", "end_percent"]) {
+        if (typeof i[k] !== "number") throw new GraphError(id, node.class_type, `${k} must be a number`);
+      }
+      const loader = graph[String(i.control_net?.[0])];
+      const image = graph[source(graph, id, "image", ["LoadImage", "Canny"])];
+      const load = image.class_type === "LoadImage" ? image : graph[String(image.inputs.image?.[0])];
+      if (load?.class_type !== "LoadImage" || typeof load.inputs.image !== "string" || !uploaded(load.inputs.image)) {
+        throw new GraphError(id, node.class_type, `Invalid image file: ${load?.inputs.image}`);
+      }
+      return {
+        control_strength: i.strength,
+        control_start: i.start_percent,
+        control_end: i.end_percent,
+        control_image: load.inputs.image,
+        ...(loader?.class_type === "ControlNetLoader" ? { control_model: loader.inputs.control_net_name } : {}),
+      };
+    }
+    link = conditioningInput(node, link);
+  }
+  return {};
+}
+
+function readRaw(req: http.IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
 }

@@ -56,6 +56,7 @@ function fullContext(): MetricContext {
     prompts: { images: normalRows(n, d, 3), texts: normalRows(n, d, 4) },
     negativePrompts: { cell: { images: normalRows(n, d, 5), texts: normalRows(n, d, 6) }, withoutNegative: { images: normalRows(n, d, 8), texts: normalRows(n, d, 6) } },
     generation: [{ seconds: 0.5, modelEvaluations: 12 }, { seconds: 1.5, modelEvaluations: 24 }],
+    controls: { count: 4, read: async (i: number) => noiseImage(20 + i), low: 100, high: 200 },
   };
 }
 
@@ -74,7 +75,9 @@ describe("the metric registry", () => {
 
   it("computes every metric when the sides have what it needs, writing exactly the registry's keys", async () => {
     const { metrics, skipped } = await computeMetricValues(METRIC_NAMES, fullContext());
-    expect(skipped).toEqual({});
+    // `subject` exists in the clip and dinov2 spaces only: its key names the space (clip_i, dinov2_i).
+    expect(skipped).toEqual({ subject: "exists only for the clip and dinov2 encoders, not inception" });
+    for (const encoder of ["clip", "dinov2"]) Object.assign(metrics, (await computeMetricValues(["subject"], { ...fullContext(), encoder })).metrics);
     expect(Object.keys(metrics).sort()).toEqual(METRIC_KEYS.map((k) => k.key).sort());
     expect((metrics.fd as { mean: number }).mean).toBe((metrics.fid as { mean: number }).mean);
   });

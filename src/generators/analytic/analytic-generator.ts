@@ -68,6 +68,7 @@ export function createAnalyticGenerator(opts: AnalyticGeneratorOptions = {}): Ge
     concurrency: 1,
     async generate(req: GenerationRequest, signal?: AbortSignal): Promise<GeneratedImage> {
       signal?.throwIfAborted();
+      if (req.control) throw new DiffevalError("E_GENERATOR_REQUEST", "analytic generator: it has no ControlNet and cannot follow a control image; use an a1111, comfyui or command generator");
       const cond = classForPrompt(req.prompt, model.resolution, "prompt");
       const negative = req.negativePrompt.trim() === "" ? null : classForPrompt(req.negativePrompt, model.resolution, "negative prompt");
       const steps = Number.isInteger(req.steps) && req.steps > 0 ? req.steps : defaultSteps;

@@ -50,6 +50,7 @@ export function createOnnxSdGenerator(opts: OnnxSdGeneratorOptions): Generator {
     concurrency: 1,
     async generate(req: GenerationRequest, signal?: AbortSignal): Promise<GeneratedImage> {
       signal?.throwIfAborted();
+      if (req.control) throw new DiffevalError("E_GENERATOR_REQUEST", "onnx-sd generator: it has no ControlNet and cannot follow a control image; use an a1111, comfyui or command generator");
       const scheduler = req.extra?.scheduler === undefined ? defaultScheduler : schedulerFrom(req.extra.scheduler, "extra.scheduler");
       const steps = Number.isInteger(req.steps) && req.steps > 0 ? req.steps : (opts.steps ?? DEFAULT_SD_STEPS);
       const sd = await model();
