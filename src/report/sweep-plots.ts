@@ -56,7 +56,11 @@ export function sweepPlots(r: SweepResults): NamedPlot[] {
     { id: "plot-front", title: "FID against precision: the fidelity/diversity front", spec: front(rows, series) },
   ];
   if (rows.some((x) => x.clip_score !== null && x.fid !== null)) {
-    plots.push({ id: "plot-clip", title: "FID against CLIP score", spec: fidVsClip(rows, series) });
+    plots.push({ id: "plot-clip", title: "FID against CLIP score", spec: fidAgainst(rows, series, "clip_score", "CLIP score (higher: closer to the prompt)") });
+  }
+  if (rows.some((x) => x.control_f1 !== null && x.fid !== null)) {
+    const title = "control F1 (higher: edges follow the control)";
+    plots.push({ id: "plot-control", title: "FID against control adherence", spec: fidAgainst(rows, series, "control_f1", title) });
   }
   if (rows.some((x) => x.neg_clip !== null)) {
     // One line per negative prompt (cells without one have no neg_clip: their series is left out of the legend).
@@ -186,9 +190,12 @@ function front(rows: PlotRow[], series: string[]): PlotSpec {
   } as PlotSpec;
 }
 
-/** FID against CLIP score, one line per series (negative prompt, other axes) through the scales in order, each point labelled s=. */
-function fidVsClip(rows: PlotRow[], series: string[]): PlotSpec {
-  const x = { field: "clip_score", type: "quantitative", title: "CLIP score (higher: closer to the prompt)", scale: { zero: false } };
+/**
+ * FID against another quality (CLIP score, control F1), one line per series (negative prompt,
+ * other axes) through the scales in order, each point labelled s=: the trade-off a user picks s on.
+ */
+function fidAgainst(rows: PlotRow[], series: string[], field: "clip_score" | "control_f1", title: string): PlotSpec {
+  const x = { field, type: "quantitative", title, scale: { zero: false } };
   const y = { field: "fid", type: "quantitative", title: "FID (lower is better)", scale: { zero: false } };
   const color = colorOf(series);
   return {
@@ -196,11 +203,11 @@ function fidVsClip(rows: PlotRow[], series: string[]): PlotSpec {
     width: 520,
     height: 300,
     data: { values: rows },
-    transform: [...valid("fid"), ...valid("clip_score")],
+    transform: [...valid("fid"), ...valid(field)],
     layer: [
       {
         mark: { type: "line", point: { size: 50, filled: true } },
-        encoding: { x, y, color, order: { field: "s", type: "quantitative" }, tooltip: [{ field: "label" }, { field: "series" }, { field: "clip_score" }, { field: "fid" }] },
+        encoding: { x, y, color, order: { field: "s", type: "quantitative" }, tooltip: [{ field: "label" }, { field: "series" }, { field }, { field: "fid" }] },
       },
       { mark: { type: "text", dx: 8, dy: -8, fontSize: 10, align: "left" }, encoding: { x, y, text: { field: "label" }, color } },
     ],

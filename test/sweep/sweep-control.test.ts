@@ -18,6 +18,7 @@ import { createCommandGenerator, substituteArg } from "../../src/generators/comm
 import type { GenerationRequest } from "../../src/generators/generator.js";
 import { decodeImage } from "../../src/io/decode.js";
 import { controlF1 } from "../../src/metrics/control-f1.js";
+import { sweepPlots } from "../../src/report/sweep-plots.js";
 import { planSweep } from "../../src/sweep/plan.js";
 import { runSweep } from "../../src/sweep/run-sweep.js";
 import { parseSweepSpec, type GeneratorSpec } from "../../src/sweep/spec.js";
@@ -76,7 +77,7 @@ function controlSpec(name: string, generator: GeneratorSpec, control: Record<str
       axes: { control_weight: WEIGHTS },
       control: { image: CONTROL, model: "control_v11p_sd15_canny", ...control },
       reference: fixture("images", "real"),
-      metrics: ["vendi"],
+      metrics: ["fid", "vendi"], // fid for the FID-against-control_f1 trade-off plot
       output: name,
     },
     { baseDir: tmp },
@@ -110,6 +111,12 @@ async function expectControlF1PerCell(outcome: Awaited<ReturnType<typeof runSwee
   const html = readFileSync(outcome.report!.html, "utf8");
   expect(html).toContain("Metrics against control_weight");
   expect(html).toContain("control adherence (edge F1)");
+  // and the trade-off plot: FID against control_f1, one point per cell that has both
+  const control = sweepPlots(outcome.results!).find((p) => p.id === "plot-control");
+  expect(control?.title).toBe("FID against control adherence");
+  expect(html).toContain("FID against control adherence");
+  const points = (control!.spec as { data: { values: { fid: number | null; control_f1: number | null }[] } }).data.values;
+  expect(points.filter((v) => v.fid !== null && v.control_f1 !== null)).toHaveLength(cells.filter((c) => c.metrics.fid !== undefined).length);
 }
 
 /** The saved samples: exactly the planned images, each one the backend generated (no detected map). */
