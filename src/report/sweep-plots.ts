@@ -43,6 +43,9 @@ interface PlotRow {
   seconds_per_image: number | null;
   model_evals_per_image: number | null;
   control_f1: number | null;
+  clip_i: number | null;
+  dinov2_i: number | null;
+  clip_t: number | null;
   [axis: string]: unknown;
 }
 
@@ -118,6 +121,9 @@ function plotRows(r: SweepResults, series: (p: CellParams) => string): PlotRow[]
       seconds_per_image: pointOf(m.seconds_per_image) ?? null,
       model_evals_per_image: pointOf(m.model_evals_per_image) ?? null,
       control_f1: pointOf(m.control_f1) ?? null,
+      clip_i: pointOf(m.clip_i) ?? null,
+      dinov2_i: pointOf(m.dinov2_i) ?? null,
+      clip_t: pointOf(m.clip_t) ?? null,
     };
   });
 }
@@ -243,8 +249,12 @@ function axisPanels(rows: PlotRow[], series: string[], axis: string, r: SweepRes
   const x = numeric
     ? { field, type: "quantitative", title: axis, scale: { zero: false } }
     : { field, type: "ordinal", title: axis, sort: null };
-  // control_f1 (a spec with a control image): control adherence against control_weight and the other axes.
-  const fields: [string, string][] = [["fid", "FID"], ["precision", "precision"], ["recall", "recall"], ["pairwise", "per-prompt pairwise distance"], ["control_f1", "control adherence (edge F1)"]];
+  // control_f1 (a spec with a control image): control adherence against control_weight and the other axes;
+  // clip_i, dinov2_i, clip_t (a spec with a subject): subject and prompt fidelity against e.g. a LoRA's weight.
+  const fields: [string, string][] = [
+    ["fid", "FID"], ["precision", "precision"], ["recall", "recall"], ["pairwise", "per-prompt pairwise distance"], ["control_f1", "control adherence (edge F1)"],
+    ["clip_i", "subject fidelity (CLIP-I)"], ["dinov2_i", "subject fidelity (DINOv2-I)"], ["clip_t", "prompt fidelity (CLIP-T)"],
+  ];
   const found = fields.filter(([f]) => rows.some((row) => row[f] !== null));
   const present = found.length ? found : fields.slice(0, 1);
   return { $schema: SCHEMA, data: { values: rows }, hconcat: present.map(([f, t]) => linePanel(f, t, series, x)) } as PlotSpec;

@@ -114,6 +114,9 @@ const TABLE_METRICS: [string, (m: Record<string, unknown>) => number | undefined
   ["evals/image", (m) => pointOf(m.model_evals_per_image)],
   ["s/image", (m) => pointOf(m.seconds_per_image)],
   ["control F1", (m) => pointOf(m.control_f1)],
+  ["CLIP-I", (m) => pointOf(m.clip_i)],
+  ["DINOv2-I", (m) => pointOf(m.dinov2_i)],
+  ["CLIP-T", (m) => pointOf(m.clip_t)],
 ];
 
 function tableColumns(r: SweepResults): string[] {

@@ -134,9 +134,12 @@ const COST_COLUMNS = ["model_evals_per_image", "seconds_per_image"];
 /** Control adherence of each cell's images (metrics/control-f1.ts): empty without a `control` field in the spec. */
 const CONTROL_COLUMNS = ["control_f1"];
 
+/** Subject fidelity (clip_i, dinov2_i) and prompt fidelity (clip_t) (sweep/subject-scores.ts): empty without a `subject` field in the spec. */
+const SUBJECT_COLUMNS = ["clip_i", "dinov2_i", "clip_t"];
+
 /** results.csv: one row per cell (RFC 4180 quoting; empty where a metric was not computed). */
 export function sweepResultsCsv(r: SweepResults): string {
-  const header = [...CSV_COLUMNS, ...CLIP_COLUMNS, ...COST_COLUMNS, ...CONTROL_COLUMNS, ...r.axes, ...SPREAD_COLUMNS];
+  const header = [...CSV_COLUMNS, ...CLIP_COLUMNS, ...COST_COLUMNS, ...CONTROL_COLUMNS, ...SUBJECT_COLUMNS, ...r.axes, ...SPREAD_COLUMNS];
   const rows = r.cells.map((c) => {
     const m = c.metrics;
     const values: Record<string, unknown> = {
@@ -159,6 +162,9 @@ export function sweepResultsCsv(r: SweepResults): string {
       model_evals_per_image: pointOf(m.model_evals_per_image),
       seconds_per_image: pointOf(m.seconds_per_image),
       control_f1: pointOf(m.control_f1),
+      clip_i: pointOf(m.clip_i),
+      dinov2_i: pointOf(m.dinov2_i),
+      clip_t: pointOf(m.clip_t),
       missing: c.missing,
       fid_std: spreadOf(m.fid, "std"),
       fid_ci95_low: spreadOf(m.fid, 0),

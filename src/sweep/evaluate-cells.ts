@@ -9,6 +9,8 @@
  * each cell with a negative prompt `neg_clip` and `neg_clip_delta` (negative-clip.ts).
  * Every cell with images also gets the cost metrics (metrics/cost.ts) from its manifest entries:
  * `seconds_per_image`, and `model_evals_per_image` when the generator counted its passes.
+ * With `spec.subject`, every cell with images also gets clip_i and clip_t from the same CLIP
+ * embeddings, and dinov2_i when the encoder is dinov2 (subject-scores.ts).
  * With `spec.control`, every cell with images gets `control_f1` (metrics/control-f1.ts): the mean
  * over its images of the edge F1 against the image's own control image (its prompt's).
  * Each cell's metrics are also broken down by prompt (per-prompt.ts): n, precision against the
@@ -24,6 +26,8 @@ import { costPerImage } from "../metrics/cost.js";
 import { meanControlF1 } from "../metrics/control-f1.js";
 import { decodeImage, type RgbImage } from "../io/decode.js";
 import { kthNearestDistances } from "../metrics/pairwise.js";
+import { meanCrossCosine } from "../metrics/subject.js";
+import type { FeatureMatrix } from "../types.js";
 import { insideRealManifold } from "../metrics/prdc.js";
 import { DEFAULT_PR_K } from "../metrics/registry.js";
 import type { PromptResult } from "../report/sweep-results.js";
@@ -40,6 +44,7 @@ import { readOnnxInitializer } from "../models/onnx-metadata.js";
 import type { ManifestDone } from "./manifest.js";
 import { cellsByCounterpart, negativeAdherence, type Counterpart } from "./negative-clip.js";
 import { controlImageFor, imagesByCell, type PlannedCell, type SweepPlan } from "./plan.js";
+import { clipSubjectScores, dinov2Reference, subjectReferenceFiles } from "./subject-scores.js";
 import type { ReferenceSpec, SweepSpec } from "./spec.js";
 
 /** `analytic:real`, `<generator>:real`: images the generator draws itself. */
@@ -115,6 +120,7 @@ export interface EvaluateCellsOptions {
 export async function evaluateCells(opts: EvaluateCellsOptions): Promise<CellEvaluation[]> {
   const settings = await metricSettings(opts);
   const extracted = await extractCells(opts);
+  const dinoReference = await dinov2Reference(opts.spec.subject, opts.extractor);
   // Metrics only once the Inception session is closed (as `diffeval metrics` does: extract,
   // close, compute): the float64 linear algebra runs onnxruntime in a worker thread, and with a
   // session still open on the main thread the process crashed in onnxruntime-node's binding.
@@ -122,6 +128,7 @@ export async function evaluateCells(opts: EvaluateCellsOptions): Promise<CellEva
   const radii = referenceRadii(opts);
   const out: CellEvaluation[] = [];
   for (const c of extracted) out.push(await cellMetrics(c, settings, opts, radii));
+  if (dinoReference) addDinov2I(out, extracted, dinoReference);
   if (opts.spec.control) await addControlF1(out, extracted, opts);
   if (opts.spec.clip) await addClipScores(out, extracted, opts);
   return out;
@@ -148,6 +155,8 @@ async function addClipScores(out: CellEvaluation[], extracted: ExtractedCell[], 
     const negatives = opts.spec.negativePrompts.filter((t) => t !== "");
     const negEmbeds = negatives.length ? await embedTexts(model, negatives, clip.tokenizer) : new Float32Array(0);
     const negText = (t: string) => negEmbeds.subarray(negatives.indexOf(t) * dim, (negatives.indexOf(t) + 1) * dim);
+    const subjectFiles = opts.spec.subject ? await subjectReferenceFiles(opts.spec.subject) : undefined;
+    const subjectRef = subjectFiles ? { n: subjectFiles.length, d: dim, data: await embedImages(model, subjectFiles) } : undefined;
     for (const group of cellsByCounterpart(opts.plan.cells)) {
       const counterpart: Counterpart | undefined = group[0].negativePrompt === "" ? { cell: group[0] } : undefined;
       for (const cell of group) {
@@ -160,6 +169,7 @@ async function addClipScores(out: CellEvaluation[], extracted: ExtractedCell[], 
         c.entries.forEach((x, i) => paired.set(textEmbeds.subarray(x.prompt_index * dim, (x.prompt_index + 1) * dim), i * dim));
         const { score } = clipScore({ n, d: dim, data: images }, { n, d: dim, data: paired });
         e.metrics = { ...e.metrics, clip_score: score };
+        if (subjectRef) e.metrics = { ...e.metrics, ...clipSubjectScores({ n, d: dim, data: images }, { n, d: dim, data: paired }, subjectRef) };
         e.perPrompt = withPromptClipScores(e.perPrompt, c.entries, { n, d: dim, data: images }, { n, d: dim, data: paired });
         const embedded = { cell, entries: c.entries, images };
         if (cell === counterpart?.cell) counterpart.embedded = embedded;
@@ -174,6 +184,13 @@ async function addClipScores(out: CellEvaluation[], extracted: ExtractedCell[], 
   } finally {
     await model.close();
   }
+}
+
+/** dinov2_i of every cell with features (the sweep's DINOv2 embeddings) against the reference photos'. */
+function addDinov2I(out: CellEvaluation[], extracted: ExtractedCell[], reference: FeatureMatrix): void {
+  extracted.forEach((c, i) => {
+    if (c.features) out[i].metrics = { ...out[i].metrics, dinov2_i: meanCrossCosine(c.features.embedding, reference, "dinov2_i") };
+  });
 }
 
 /**

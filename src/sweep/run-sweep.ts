@@ -25,6 +25,7 @@ import { loadPrompts } from "./prompts.js";
 import { generateImages, type RunProgress } from "./runner.js";
 import { inSpecFile, loadSweepSpec, type ControlSpec, type SweepSpec } from "./spec.js";
 import { decodeImage } from "../io/decode.js";
+import { subjectReferenceFiles } from "./subject-scores.js";
 
 export interface RunSweepOptions extends ExtractorOptions {
   /** A spec file, or an already validated spec. */
@@ -72,6 +73,7 @@ export async function runSweep(opts: RunSweepOptions): Promise<SweepOutcome> {
   if (stats) assertStatsUsable(stats, protocol, spec.encoder);
   if (spec.clip) assertClipWeights(spec.clip.weights);
   if (spec.control) await assertControlImagesDecode(spec.control);
+  if (spec.subject) await subjectReferenceFiles(spec.subject);
   // The model first: missing weights stop the sweep before any image is generated.
   const extractor = await openExtractor({ ...opts, protocol, encoder: spec.encoder, weights: spec.encoderWeights ?? opts.weights });
   const releaseExtractor = once(() => extractor.close());

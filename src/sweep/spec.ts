@@ -49,6 +49,16 @@ export interface ClipSpec {
 }
 
 /**
+ * The subject of a personalised model (LoRA, DreamBooth; issue 20): every cell also gets
+ * DreamBooth's clip_i and clip_t (with the spec's `clip`) and, when the sweep's encoder is dinov2,
+ * dinov2_i, as `diffeval subject` computes them (pipeline/subject.ts).
+ */
+export interface SubjectSpec {
+  /** Absolute: a folder of the subject's reference photos. */
+  reference: string;
+}
+
+/**
  * A ControlNet conditioning image for every request (issue 20). `image` is one file for every
  * prompt or one file per prompt index; paths are absolute (resolved against the spec's folder).
  */
@@ -94,6 +104,8 @@ export interface SweepSpec {
   clip?: ClipSpec;
   /** When present, every request carries this control image (axes control_weight, control_start, control_end). */
   control?: ControlSpec;
+  /** When present, every cell also gets subject fidelity (clip_i, dinov2_i) and prompt fidelity (clip_t). */
+  subject?: SubjectSpec;
   /** Absolute: where images, manifest and (by default) the report go. */
   output: string;
   /** Absolute: the report folder (default `<output>/report`). */
@@ -102,7 +114,7 @@ export interface SweepSpec {
 
 const KNOWN_FIELDS = [
   "name", "generator", "prompts", "prompt_template", "negative_prompts", "guidance_scales", "seeds_per_prompt", "seed",
-  "seeds", "size", "steps", "axes", "reference", "metrics", "encoder", "encoder_weights", "bootstrap", "metric_seed", "protocol", "clip", "control", "output", "report", "$schema",
+  "seeds", "size", "steps", "axes", "reference", "metrics", "encoder", "encoder_weights", "bootstrap", "metric_seed", "protocol", "clip", "control", "subject", "output", "report", "$schema",
 ] as const;
 
 /** Parameter names the grid already has: an extra axis may not reuse them. */
@@ -201,6 +213,7 @@ function specFields(json: unknown, ctx: { baseDir: string; defaultName?: string 
     ...(spec.protocol !== undefined ? { protocol: nonEmptyString(spec.protocol, "spec.protocol") } : {}),
     ...(spec.clip !== undefined ? { clip: clipOf(spec.clip, resolve) } : {}),
     ...(control !== undefined ? { control } : {}),
+    ...(spec.subject !== undefined ? { subject: subjectOf(spec.subject, resolve, spec.clip !== undefined) } : {}),
     output,
     report: spec.report === undefined ? path.join(output, "report") : resolve(nonEmptyString(spec.report, "spec.report")),
   };
@@ -379,6 +392,22 @@ function clipOf(v: unknown, resolve: (p: string) => string): ClipSpec {
   const tokenizer = o.tokenizer === undefined ? "openai" : string(o.tokenizer, "spec.clip.tokenizer");
   if (tokenizer !== "openai" && tokenizer !== "hf") throw specError("spec.clip.tokenizer", `expected "openai" or "hf", got ${clip(JSON.stringify(tokenizer))}`);
   return { weights, tokenizer };
+}
+
+/**
+ * `{ reference: DIR }`. clip_i and clip_t are measured with the spec's CLIP checkpoint, so a
+ * subject without `clip` is refused rather than silently giving only dinov2_i (or nothing).
+ */
+function subjectOf(v: unknown, resolve: (p: string) => string, hasClip: boolean): SubjectSpec {
+  const o = object(v, "spec.subject");
+  for (const key of Object.keys(o)) {
+    if (key !== "reference") throw specError(`spec.subject.${clip(key)}`, "unknown field; expected reference");
+  }
+  const reference = resolve(required(o, "reference", nonEmptyString, "spec.subject"));
+  if (!hasClip) {
+    throw specError("spec.subject", 'needs a "clip" field: clip_i and clip_t are measured with its CLIP checkpoint (e.g. "clip": { "weights": "clip-vit-large-patch14" })');
+  }
+  return { reference };
 }
 
 /** Generators that run in-process: they have no ControlNet, so a control image would be silently ignored. */
