@@ -4,6 +4,7 @@ import { VERSION } from "../version.js";
 import { isDiffevalError } from "../errors.js";
 import { clipscoreCommand } from "./clipscore.js";
 import { controlCommand } from "./control.js";
+import { doctorCommand } from "./doctor.js";
 import { featuresCommand } from "./features.js";
 import { gateCommand } from "./gate.js";
 import { generateCommand } from "./generate.js";
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   program.addCommand(controlCommand());
   program.addCommand(subjectCommand());
   program.addCommand(generateCommand());
+  program.addCommand(doctorCommand());
   return program;
 }
 

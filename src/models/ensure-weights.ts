@@ -140,6 +140,13 @@ export async function sha256WithMemo(file: string, memoPath: string): Promise<st
   return sha256;
 }
 
+/** The memo's sha256 when it still describes `file` (same size and mtime); undefined otherwise, without hashing. */
+export async function memoSha256(file: string, memoPath: string): Promise<string | undefined> {
+  const st = await stat(file);
+  const memo = await readMemo(memoPath);
+  return memo && memo.size === st.size && memo.mtimeMs === st.mtimeMs ? memo.sha256 : undefined;
+}
+
 async function writeMemo(memoPath: string, file: string, sha256: string): Promise<void> {
   const st = await stat(file);
   await saveMemo(memoPath, { sha256, size: st.size, mtimeMs: st.mtimeMs });

@@ -94,14 +94,14 @@ function createSession(model: string | Uint8Array, device: ResolvedDevice): Prom
   return typeof model === "string" ? ort.InferenceSession.create(model, options) : ort.InferenceSession.create(model, options);
 }
 
-interface Precheck {
+export interface Precheck {
   /** Why the provider cannot work here; the session is then not attempted in this process. */
   unavailable?: string;
   notice?: string;
 }
 
-/** What can be known about a provider before loading it in this process, quietly. */
-async function precheck(device: ResolvedDevice, auto: boolean): Promise<Precheck> {
+/** What can be known about a provider before loading it in this process, quietly (`diffeval doctor` asks it too). */
+export async function precheck(device: ResolvedDevice, auto: boolean): Promise<Precheck> {
   if (process.platform !== "linux") return {};
   // Also for an explicit `cuda`: loading the missing provider would log onnxruntime's error first.
   if (device === "cuda") {
@@ -150,7 +150,7 @@ function outcome(p: WebGpuProbe): string {
 }
 
 /** Whether the dynamic linker can find `lib`: LD_LIBRARY_PATH, then the ld.so cache. */
-function linuxLibraryFound(lib: string): boolean {
+export function linuxLibraryFound(lib: string): boolean {
   const dirs = (process.env.LD_LIBRARY_PATH ?? "").split(":").filter(Boolean);
   if (dirs.some((d) => existsSync(path.join(d, lib)))) return true;
   try {
@@ -160,7 +160,7 @@ function linuxLibraryFound(lib: string): boolean {
   }
 }
 
-function ortBinaryDir(): string | undefined {
+export function ortBinaryDir(): string | undefined {
   try {
     const require = createRequire(import.meta.url);
     const pkg = path.dirname(require.resolve("onnxruntime-node/package.json"));

@@ -199,7 +199,8 @@ function readVerdict(file: string, key: string): Omit<WebGpuProbe, "cached"> | u
 }
 
 let reluBytes: Uint8Array | undefined;
-function reluModel(): Uint8Array {
+/** A one-node Relu graph, [1, 4] in and out: the smallest model a provider can be asked to run. */
+export function reluModel(): Uint8Array {
   if (!reluBytes) {
     const g = new OnnxGraph();
     g.node("Relu", ["x"], "y");

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { openSession, parseDevice } from "../../src/models/session.js";
 import { OnnxGraph } from "../../src/models/onnx-graph.js";
 import { ortMessage } from "../../src/models/ort-message.js";
@@ -11,6 +11,7 @@ import { vulkanDrivers } from "../../src/models/vulkan-drivers.js";
 import { probeWebGpu } from "../../src/models/webgpu-probe.js";
 import { fixtureModelPath } from "../helpers/model.js";
 import { fixture, projectRoot } from "../helpers/fixtures.js";
+import { LAVAPIPE_MANIFEST, scopedEnv } from "../helpers/test-env.js";
 
 function reluModel(): Uint8Array {
   const g = new OnnxGraph();
@@ -28,24 +29,8 @@ function icdManifest(dir: string, file: string, library: string): string {
   return p;
 }
 
-/** Mesa's lavapipe manifest where Debian installs it (mesa-vulkan-drivers), if present. */
-const LAVAPIPE_MANIFEST = `/usr/share/vulkan/icd.d/lvp_icd.${os.arch() === "arm64" ? "aarch64" : "x86_64"}.json`;
 
-/** Sets process variables for one test; afterEach puts them back. */
-const savedEnv: Record<string, string | undefined> = {};
-function setEnv(vars: Record<string, string>): void {
-  for (const [k, v] of Object.entries(vars)) {
-    if (!(k in savedEnv)) savedEnv[k] = process.env[k];
-    process.env[k] = v;
-  }
-}
-afterEach(() => {
-  for (const [k, v] of Object.entries(savedEnv)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-    delete savedEnv[k];
-  }
-});
+const setEnv = scopedEnv();
 
 describe("device selection", () => {
   it("auto falls back to a provider that works and says why it skipped the others", async () => {
