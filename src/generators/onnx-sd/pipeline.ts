@@ -12,6 +12,7 @@
  * 3. For each scheduler timestep: `scale_model_input`, the UNet on [uncond, cond] in one batch,
  *    guidance `eps = eps_uncond + s (eps_cond - eps_uncond)`, the scheduler's step.
  * 4. `latents / scaling_factor` through the VAE decoder, then `clip(x / 2 + 0.5, 0, 1)`, HWC.
+ * Several seeds of one prompt (generateSdBatch) share each UNet call: [uncond x k, cond x k].
  *
  * Guidance is the theory's for every s: at s = 1 the unconditional pass is skipped (the formula
  * gives the conditional prediction exactly), and s < 1 is computed. diffusers instead turns
@@ -59,7 +60,33 @@ export interface SdImage {
   modelEvaluations: number;
 }
 
+export interface SdBatchOptions extends Omit<SdGenerateOptions, "seed" | "latents"> {
+  /** numpy RandomState seeds, one image each, all denoised together (distinct, in [0, 2^32)). */
+  seeds: readonly number[];
+}
+
+/** One image: `seed`'s numpy latents, or the given `latents`. */
 export async function generateSd(model: SdExport, opts: SdGenerateOptions): Promise<SdImage> {
+  const [image] = await sampleImages(model, opts, (cells) => [unitLatents(opts, cells)]);
+  return image;
+}
+
+/**
+ * One image per seed of one prompt, the UNet run on all of them at once: [uncond x k, cond x k]
+ * rows (k rows at s = 1), as diffusers batches `num_images_per_prompt`. Each seed's latents are
+ * drawn as its single-seed run draws them and every other operation is per row (the guidance,
+ * the schedulers' element-wise steps, the decoder per image), so image k is the single-seed
+ * run's image up to the UNet's own batch-size rounding.
+ */
+export async function generateSdBatch(model: SdExport, opts: SdBatchOptions): Promise<SdImage[]> {
+  checkSeeds(opts.seeds);
+  return sampleImages(model, opts, (cells) => opts.seeds.map((seed) => Float32Array.from(new NumpyRandomState(seed).randn(cells))));
+}
+
+type SampleOptions = Omit<SdGenerateOptions, "seed" | "latents">;
+
+/** The loop over a batch of unit-Gaussian latents (one `cells`-long array per image). */
+async function sampleImages(model: SdExport, opts: SampleOptions, unitsOf: (cells: number) => Float32Array[]): Promise<SdImage[]> {
   const width = sideOf(opts.width, model.nativeSize, "width");
   const height = sideOf(opts.height, model.nativeSize, "height");
   const h = height / LATENT_FACTOR;
@@ -71,32 +98,57 @@ export async function generateSd(model: SdExport, opts: SdGenerateOptions): Prom
   const config = parseSchedulerConfig(asPipelineFixesIt(model.schedulerConfig.json), model.schedulerConfig.file, schedulerName);
   const scheduler = createScheduler(schedulerName, config, opts.steps);
 
-  // Guidance: one batch of two (uncond first, as diffusers concatenates), or the cond alone at s = 1.
+  const units = unitsOf(cells);
+  const images = units.length;
+  // Guidance: uncond rows first, as diffusers concatenates, or the cond rows alone at s = 1.
   const guided = opts.cfgScale !== 1;
   const texts = guided ? [opts.negativePrompt ?? "", opts.prompt] : [opts.prompt];
   const ids = model.tokenizer.encodeBatch(texts, { flavour: "hf" });
-  const embeddings = await model.encodeText(ids, texts.length);
+  const embeddings = repeatRows(await model.encodeText(ids, texts.length), texts.length, images);
+  const batch = texts.length * images;
 
-  let latents = initialLatents(opts, cells, scheduler.initNoiseSigma);
+  const sigma = Math.fround(scheduler.initNoiseSigma);
+  let latents: Float32Array = concat(units).map((v) => Math.fround(v * sigma));
   const s = Math.fround(opts.cfgScale);
   const total = scheduler.timesteps.length;
-  let modelEvaluations = 0;
+  let unetRows = 0;
   for (let i = 0; i < total; i++) {
     opts.signal?.throwIfAborted();
     const input = scheduler.scaleModelInput(latents, i);
     const batchInput = guided ? twice(input) : input;
-    const out = await model.predict(batchInput, texts.length, h, w, scheduler.timesteps[i], embeddings);
-    modelEvaluations += texts.length;
-    const eps = guided ? guide(out.subarray(0, cells), out.subarray(cells), s) : out;
+    const out = await model.predict(batchInput, batch, h, w, scheduler.timesteps[i], embeddings);
+    unetRows += batch;
+    const eps = guided ? guide(out.subarray(0, latents.length), out.subarray(latents.length), s) : out;
     assertFinite(eps, `the UNet's prediction at step ${i + 1} (timestep ${scheduler.timesteps[i]})`);
     latents = scheduler.step(eps, i, latents);
     opts.onStep?.(i + 1, total);
   }
 
   const scale = Math.fround(1 / model.vaeScaling);
-  const scaled = latents.map((v) => Math.fround(v * scale));
-  const decoded = await model.decode(scaled, h, w);
-  return { data: toImage(decoded.data, decoded.height, decoded.width), width: decoded.width, height: decoded.height, scheduler: schedulerName, timesteps: scheduler.timesteps, guided, modelEvaluations };
+  const out: SdImage[] = [];
+  for (let r = 0; r < images; r++) {
+    const scaled = latents.subarray(r * cells, (r + 1) * cells).map((v) => Math.fround(v * scale));
+    const decoded = await model.decode(scaled, h, w);
+    out.push({
+      data: toImage(decoded.data, decoded.height, decoded.width),
+      width: decoded.width,
+      height: decoded.height,
+      scheduler: schedulerName,
+      timesteps: scheduler.timesteps,
+      guided,
+      // Per image: the rows the UNet ran, shared out (2 per guided step, 1 at s = 1).
+      modelEvaluations: unetRows / images,
+    });
+  }
+  return out;
+}
+
+function checkSeeds(seeds: readonly number[]): void {
+  if (seeds.length === 0) throw requestError("a batch needs at least one seed");
+  const bad = seeds.find((v) => !Number.isInteger(v) || v < 0 || v > 0xffffffff);
+  if (bad !== undefined) throw requestError(`seed ${bad} is not an integer in [0, 2^32) (numpy's RandomState)`);
+  const repeated = seeds.find((v, i) => seeds.indexOf(v) !== i);
+  if (repeated !== undefined) throw requestError(`seed ${repeated} is given twice; each seed makes one image`);
 }
 
 function defaultScheduler(model: SdExport): SchedulerName {
@@ -129,17 +181,33 @@ function sideOf(value: number | undefined, native: number | undefined, name: str
   return v;
 }
 
-/** Unit Gaussian latents (numpy's stream, or the caller's) times `init_noise_sigma`, in float32. */
-function initialLatents(opts: SdGenerateOptions, cells: number, initNoiseSigma: number): Float32Array {
-  let unit: Float32Array;
-  if (opts.latents) {
-    if (opts.latents.length !== cells) throw requestError(`the given latents hold ${opts.latents.length} values; this size needs ${cells} (channels x height/8 x width/8)`);
-    unit = opts.latents;
-  } else {
-    unit = Float32Array.from(new NumpyRandomState(opts.seed ?? 0).randn(cells));
+/** Unit Gaussian latents: numpy's stream of `seed`, or the caller's. */
+function unitLatents(opts: SdGenerateOptions, cells: number): Float32Array {
+  if (!opts.latents) return Float32Array.from(new NumpyRandomState(opts.seed ?? 0).randn(cells));
+  if (opts.latents.length !== cells) throw requestError(`the given latents hold ${opts.latents.length} values; this size needs ${cells} (channels x height/8 x width/8)`);
+  return opts.latents;
+}
+
+/** Each of `rows` equal-length rows of `x` repeated `times` times, in place: [a, b] -> [a x times, b x times]. */
+function repeatRows(x: Float32Array, rows: number, times: number): Float32Array {
+  if (times === 1) return x;
+  const size = x.length / rows;
+  const out = new Float32Array(x.length * times);
+  for (let r = 0; r < rows; r++) {
+    for (let t = 0; t < times; t++) out.set(x.subarray(r * size, (r + 1) * size), (r * times + t) * size);
   }
-  const sigma = Math.fround(initNoiseSigma);
-  return unit.map((v) => Math.fround(v * sigma));
+  return out;
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 function twice(x: Float32Array): Float32Array {
