@@ -5,11 +5,10 @@
  * columns ignored; io/csv.ts); image paths are relative to the CSV's folder.
  */
 import { Command } from "commander";
-import { DiffevalError } from "../errors.js";
 import { getEncoder } from "../features/encoders.js";
 import { parseDevice } from "../models/session.js";
 import { runClipScore, type ClipScoreReport } from "../pipeline/clip-score.js";
-import { positiveInt } from "./common-options.js";
+import { addTokenizerOption, positiveInt, tokenizerFlavour } from "./common-options.js";
 
 interface ClipScoreFlags {
   pairs: string;
@@ -23,30 +22,27 @@ interface ClipScoreFlags {
 
 export function clipscoreCommand(): Command {
   const clip = getEncoder("clip");
-  return new Command("clipscore")
+  const cmd = new Command("clipscore")
     .description("CLIP score (torchmetrics' definition: 100 x cosine per image-prompt pair, mean, clamped at 0) of a pairs CSV")
     .requiredOption("--pairs <csv>", "CSV with a header and columns image,prompt (image paths relative to the CSV)")
     .option("--weights <dir>", "Hugging Face CLIP checkpoint folder (config.json, model.safetensors, tokenizer files, preprocessor_config.json)")
     .option("--encoder-weights <id>", `registry id of the CLIP weights to download when --weights is absent (default ${clip.defaultWeightsId})`)
     .option("--json", "print one JSON object instead of the human summary")
     .option("--device <device>", "auto, cpu, cuda or webgpu", "auto")
-    .option("--batch-size <n>", "images per inference batch", "16")
-    .option("--tokenizer <flavour>", "prompt clean-up: openai (OpenAI's, with HTML unescaping) or hf (Hugging Face's without ftfy)", "openai")
-    .action(async (flags: ClipScoreFlags) => {
-      if (flags.tokenizer !== "openai" && flags.tokenizer !== "hf") {
-        throw new DiffevalError("E_USAGE", `--tokenizer must be openai or hf, got '${flags.tokenizer}'`);
-      }
-      const r = await runClipScore({
-        pairs: flags.pairs,
-        weights: flags.weights,
-        weightsId: flags.encoderWeights,
-        device: parseDevice(flags.device),
-        batchSize: positiveInt(flags.batchSize, "--batch-size"),
-        flavour: flags.tokenizer,
-        log: (line) => process.stderr.write(`${line}\n`),
-      });
-      process.stdout.write(flags.json ? `${JSON.stringify(r)}\n` : humanReport(r));
+    .option("--batch-size <n>", "images per inference batch", "16");
+  return addTokenizerOption(cmd).action(async (flags: ClipScoreFlags) => {
+    const flavour = tokenizerFlavour(flags.tokenizer);
+    const r = await runClipScore({
+      pairs: flags.pairs,
+      weights: flags.weights,
+      weightsId: flags.encoderWeights,
+      device: parseDevice(flags.device),
+      batchSize: positiveInt(flags.batchSize, "--batch-size"),
+      flavour,
+      log: (line) => process.stderr.write(`${line}\n`),
     });
+    process.stdout.write(flags.json ? `${JSON.stringify(r)}\n` : humanReport(r));
+  });
 }
 
 function humanReport(r: ClipScoreReport): string {

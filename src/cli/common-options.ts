@@ -8,6 +8,7 @@ import type { SkippedImage } from "../features/extract.js";
 import type { ExtractorOptions } from "../features/extractor.js";
 import { parseDevice } from "../models/session.js";
 import type { Provenance } from "../pipeline/source-pair.js";
+import type { ClipFlavour } from "../text/clip-tokenizer.js";
 
 export interface ExtractionFlags {
   encoder?: string;
@@ -31,18 +32,35 @@ export interface ExtractionFlags {
  * stats, features, metrics, jpeg, sweep) takes the same ones, with the same help.
  */
 export function addModelOptions(cmd: Command): Command {
-  return cmd
+  cmd
     .addOption(new Option("--encoder <name>", `feature space: ${ENCODER_NAMES.map((n) => `${n} (${getEncoder(n).description})`).join("; ")}`).default(undefined, "inception"))
     .option(
       "--encoder-weights <id>",
       `without --weights: the registry weights of the clip/dinov2 encoder, downloaded once into the cache (${encoderWeightIds()})`,
     )
     .addOption(new Option("--protocol <name>", "resize protocol of the inception encoder: clean (default), legacy-pytorch, legacy-tensorflow"))
-    .option("--weights <file>", `the encoder's weights: ${ENCODER_NAMES.map((n) => `${n}: ${getEncoder(n).weightsHelp}`).join("; ")}`)
+    .option("--weights <file>", `the encoder's weights: ${ENCODER_NAMES.map((n) => `${n}: ${getEncoder(n).weightsHelp}`).join("; ")}`);
+  return addRuntimeOptions(cmd);
+}
+
+/** How a model runs, for every command that runs one over images: --device, --batch-size, --threads, --no-cache. */
+export function addRuntimeOptions(cmd: Command): Command {
+  return cmd
     .option("--device <device>", "auto, cpu, cuda or webgpu", "auto")
     .option("--batch-size <n>", "images per inference batch", "16")
     .option("--threads <n>", "worker threads for decoding and resizing (default: cores - 1)")
     .option("--no-cache", "do not read or write the on-disk feature cache");
+}
+
+/** --tokenizer, for the commands that embed prompts with CLIP (clipscore, subject). */
+export function addTokenizerOption(cmd: Command): Command {
+  return cmd.option("--tokenizer <flavour>", "prompt clean-up: openai (OpenAI's, with HTML unescaping) or hf (Hugging Face's without ftfy)", "openai");
+}
+
+/** The --tokenizer value, checked. */
+export function tokenizerFlavour(value: string): ClipFlavour {
+  if (value !== "openai" && value !== "hf") throw new DiffevalError("E_USAGE", `--tokenizer must be openai or hf, got '${value}'`);
+  return value;
 }
 
 /** The registry's clip/dinov2 weight ids, each encoder's default marked. */

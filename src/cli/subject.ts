@@ -6,11 +6,10 @@
  * into the cache, as for `--encoder clip|dinov2`.
  */
 import { Command } from "commander";
-import { DiffevalError } from "../errors.js";
 import { getEncoder } from "../features/encoders.js";
 import { parseDevice } from "../models/session.js";
 import { runSubject, type SubjectReport } from "../pipeline/subject.js";
-import { nonNegativeInt, positiveInt } from "./common-options.js";
+import { addRuntimeOptions, addTokenizerOption, nonNegativeInt, positiveInt, tokenizerFlavour } from "./common-options.js";
 
 interface SubjectFlags {
   reference: string;
@@ -27,38 +26,31 @@ interface SubjectFlags {
 }
 
 export function subjectCommand(): Command {
-  return new Command("subject")
+  const cmd = new Command("subject")
     .description("subject fidelity (DreamBooth's CLIP-I and DINO, here DINOv2) and prompt fidelity (CLIP-T) of generated images against reference photos; cosines in [-1, 1]")
     .requiredOption("--reference <source>", "the subject's reference photos (a folder or any image source)")
     .requiredOption("--images <source>", "the generated images (a folder or any image source)")
     .option("--prompts <file>", "for clip_t: a CSV with the header image,prompt (image paths relative to the CSV), or a file holding one prompt for every image")
     .option("--clip-weights <dir>", `CLIP weights: ${getEncoder("clip").weightsHelp}`)
     .option("--dinov2-weights <file>", `DINOv2 weights: ${getEncoder("dinov2").weightsHelp}`)
-    .option("--json", "print one JSON object instead of the human summary")
-    .option("--device <device>", "auto, cpu, cuda or webgpu", "auto")
-    .option("--batch-size <n>", "images per inference batch", "16")
-    .option("--threads <n>", "worker threads for decoding and resizing (default: cores - 1)")
-    .option("--no-cache", "do not read or write the on-disk feature cache")
-    .option("--tokenizer <flavour>", "prompt clean-up: openai (OpenAI's, with HTML unescaping) or hf (Hugging Face's without ftfy)", "openai")
-    .action(async (flags: SubjectFlags) => {
-      if (flags.tokenizer !== "openai" && flags.tokenizer !== "hf") {
-        throw new DiffevalError("E_USAGE", `--tokenizer must be openai or hf, got '${flags.tokenizer}'`);
-      }
-      const r = await runSubject({
-        reference: flags.reference,
-        images: flags.images,
-        prompts: flags.prompts,
-        clipWeights: flags.clipWeights,
-        dinov2Weights: flags.dinov2Weights,
-        device: parseDevice(flags.device),
-        batchSize: positiveInt(flags.batchSize, "--batch-size"),
-        threads: flags.threads === undefined ? undefined : nonNegativeInt(flags.threads, "--threads"),
-        cache: flags.cache,
-        flavour: flags.tokenizer,
-        log: (line) => process.stderr.write(`${line}\n`),
-      });
-      process.stdout.write(flags.json ? `${JSON.stringify(r)}\n` : humanReport(r));
+    .option("--json", "print one JSON object instead of the human summary");
+  return addTokenizerOption(addRuntimeOptions(cmd)).action(async (flags: SubjectFlags) => {
+    const flavour = tokenizerFlavour(flags.tokenizer);
+    const r = await runSubject({
+      reference: flags.reference,
+      images: flags.images,
+      prompts: flags.prompts,
+      clipWeights: flags.clipWeights,
+      dinov2Weights: flags.dinov2Weights,
+      device: parseDevice(flags.device),
+      batchSize: positiveInt(flags.batchSize, "--batch-size"),
+      threads: flags.threads === undefined ? undefined : nonNegativeInt(flags.threads, "--threads"),
+      cache: flags.cache,
+      flavour,
+      log: (line) => process.stderr.write(`${line}\n`),
     });
+    process.stdout.write(flags.json ? `${JSON.stringify(r)}\n` : humanReport(r));
+  });
 }
 
 function humanReport(r: SubjectReport): string {
