@@ -14,6 +14,7 @@
  */
 import { unzipSync, zipSync } from "fflate";
 import fc from "fast-check";
+import { concatBytes as concat } from "../helpers/image-bytes.js";
 
 export type Mutation =
   | { kind: "flip"; at: number; bit: number }
@@ -286,12 +287,3 @@ function withNumberReplaced(b: Uint8Array, which: number, text: string): Uint8Ar
   return concat(b.subarray(0, start), new TextEncoder().encode(text), b.subarray(stop));
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}

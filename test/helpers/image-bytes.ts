@@ -44,3 +44,14 @@ export function npyBytes(header: string, payload: Uint8Array = new Uint8Array(0)
   out.set(payload, 8 + lenBytes + head.length);
   return out;
 }
+
+/** The parts one after the other, in one new array. */
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

@@ -5,6 +5,7 @@
  * checksum, a declared size that is a lie, missing end blocks). Layout per POSIX.1-2001 "pax", ustar
  * Interchange Format; GNU extensions per the GNU tar manual, "Basic Tar Format".
  */
+import { concatBytes as concat } from "./image-bytes.js";
 
 export interface TestTarEntry {
   name: string;
@@ -134,14 +135,4 @@ function splitUstar(name: string): [string, string] {
     if (name[i] === "/" && i <= 155 && name.length - i - 1 <= 100) return [name.slice(0, i), name.slice(i + 1)];
   }
   throw new Error(`tar-writer: ${name} cannot be split into ustar prefix and name`);
-}
-
-export function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }

@@ -4,6 +4,7 @@
  * Opcodes as in CPython's Lib/pickletools.py; layouts as described in src/models/pth.ts.
  */
 import { zipSync } from "fflate";
+import { concatBytes } from "../helpers/image-bytes.js";
 
 /** Low-level protocol-2 pickle writer. */
 export class PickleWriter {
@@ -141,17 +142,7 @@ export function legacyPth(dataPkl: Uint8Array, storages: FakeStorage[]): Uint8Ar
     new DataView(count.buffer).setBigInt64(0, BigInt(s.numel), true);
     parts.push(count, s.bytes);
   }
-  return concat(parts);
-}
-
-export function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(...parts);
 }
 
 export function floatStorage(key: string, values: ArrayLike<number>): FakeStorage {

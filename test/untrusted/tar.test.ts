@@ -15,7 +15,8 @@ import { runCliCapped } from "../helpers/capped-run.js";
 import { errorOf, rejectionOf } from "../helpers/errors.js";
 import { fixture } from "../helpers/fixtures.js";
 import { expectNamedExit } from "../helpers/named-exit.js";
-import { buildTar, concat, header, type TestTarEntry } from "../helpers/tar-writer.js";
+import { concatBytes as concat } from "../helpers/image-bytes.js";
+import { buildTar, header, type TestTarEntry } from "../helpers/tar-writer.js";
 
 const STATS = fixture("reference", "stats_d64_real_savez.npz");
 const png = () => new Uint8Array(readFileSync(fixture("images", "odd", "tiny.png")));
