@@ -14,11 +14,10 @@ import { arrayImagesFromBytes, MAX_ARRAY_IMAGES } from "../../src/io/array-sourc
 import { writeNpy } from "../../src/io/npy.js";
 import { writeNpz } from "../../src/io/npz.js";
 import { openImageSource } from "../../src/io/sources.js";
-import { runCliCapped } from "../helpers/capped-run.js";
 import { rejectionOf } from "../helpers/errors.js";
 import { fixture } from "../helpers/fixtures.js";
 import { npyBytes } from "../helpers/image-bytes.js";
-import { expectNamedExit } from "../helpers/named-exit.js";
+import { expectFidRefusesFile } from "../helpers/named-exit.js";
 import { xorshift32 } from "../helpers/xorshift.js";
 import { buildZip } from "../helpers/zip-writer.js";
 
@@ -48,12 +47,7 @@ async function failure(bytes: Uint8Array, name: string, opts: Parameters<typeof 
   );
 }
 
-/** `diffeval fid` with the hostile file as the real side ends with exit 2 and `code`, quickly, in bounded memory. */
-async function expectCliError(file: string, code: string): Promise<void> {
-  const r = await runCliCapped(["fid", "--real", file, "--fake", STATS], { maxRssMb: 400, timeoutMs: 15_000 });
-  expectNamedExit(r, code, { maxMs: 15_000, maxRssMb: 400 });
-  expect(r.stderr).toContain(path.basename(file));
-}
+const expectCliError = (file: string, code: string) => expectFidRefusesFile(file, STATS, code);
 
 describe("issue 18: hostile image arrays", () => {
   it("a wrong rank, an unreadable dtype and a pickled array are refused by name", async () => {

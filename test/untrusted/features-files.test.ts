@@ -13,11 +13,10 @@ import { isDiffevalError } from "../../src/errors.js";
 import { FEATURES_FILE_KIND, readFeaturesNpz, readFeaturesSource, writeFeaturesNpz } from "../../src/io/features-file.js";
 import { writeNpy } from "../../src/io/npy.js";
 import { resolveStatsSource } from "../../src/pipeline/resolve-source.js";
-import { runCliCapped } from "../helpers/capped-run.js";
 import { rejectionOf } from "../helpers/errors.js";
 import { fixture } from "../helpers/fixtures.js";
 import { npyBytes } from "../helpers/image-bytes.js";
-import { expectNamedExit } from "../helpers/named-exit.js";
+import { expectFidRefusesFile } from "../helpers/named-exit.js";
 import { buildZip, type TestZipEntry } from "../helpers/zip-writer.js";
 
 const STATS = fixture("reference", "stats_d64_real_savez.npz");
@@ -59,12 +58,7 @@ async function refusal(bytes: Uint8Array, name = "hostile.npz"): Promise<{ code?
   return rejectionOf(readFeaturesNpz(bytes, name));
 }
 
-/** The CLI on a hostile features file (the other side statistics: no model loads) ends with exit 2 and `code`. */
-async function expectCliError(file: string, code: string): Promise<void> {
-  const r = await runCliCapped(["fid", "--real", file, "--fake", STATS], { maxRssMb: 400, timeoutMs: 15_000 });
-  expectNamedExit(r, code, { maxMs: 15_000, maxRssMb: 400 });
-  expect(r.stderr).toContain(path.basename(file));
-}
+const expectCliError = (file: string, code: string) => expectFidRefusesFile(file, STATS, code);
 
 describe("features files: what a valid one round-trips", () => {
   it("reads back the rows, names and meta it was written with", async () => {
