@@ -24,6 +24,7 @@ import { onnxInitializerOf, readOnnxMetadata } from "../../src/models/onnx-metad
 import { unpickle } from "../../src/models/pickle.js";
 import { readStateDict } from "../../src/models/pth.js";
 import { readSafetensors } from "../../src/models/safetensors.js";
+import { readControlPairsCsv } from "../../src/pipeline/control.js";
 import { resolveStatsSource } from "../../src/pipeline/resolve-source.js";
 import { parseManifest } from "../../src/reference/manifest.js";
 import { estimateJpegQuality } from "../../src/robustness/jpeg-quality.js";
@@ -576,6 +577,16 @@ export const FUZZ_TARGETS: readonly FuzzTarget[] = [
     parser: "io/csv.ts readPairsCsv",
     seeds: () => [text('image,prompt\na.png,"a cat, sitting"\nsub/b.jpg,"a ""quoted"" dog"\n'), text("prompt,image\r\nx,y.png\r\n")],
     run: (b, scratch) => readPairsCsv(caseFile(scratch, "pairs.csv", b)),
+  },
+  {
+    name: "control-pairs-csv",
+    format: "bytes",
+    parser: "pipeline/control.ts readControlPairsCsv (diffeval control --pairs)",
+    seeds: () => [text('image,control\na.png,"b.png"\nb.png,a.png\n'), text("control,image\r\nb.png,a.png\r\n")],
+    run: (b, scratch) => {
+      for (const name of ["a.png", "b.png"]) writeFileSync(path.join(scratch, name), smallPng());
+      return readControlPairsCsv(caseFile(scratch, "pairs.csv", b));
+    },
   },
   {
     name: "sweep-manifest",
